@@ -112,3 +112,27 @@ class RateLimited(HostError):
     def __init__(self, message: str = "", *, reset_at: datetime | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.reset_at = reset_at
+
+
+class HostAuthError(AuthError):
+    """The host refused the credentials (wrong, expired or revoked token).
+
+    A 400, not a 401: a 401 from this app means the *Jira* token failed, and the
+    iframe must be able to tell the two apart.
+    """
+
+    code = "host_auth_failed"
+    status = 400
+
+
+class HostPermissionDenied(PermissionDenied):
+    """The host understood the credentials but they lack a permission or scope."""
+
+    code = "host_forbidden"
+
+
+class Unsupported(AppError):
+    """This host does not support that operation."""
+
+    code = "unsupported"
+    status = 400
