@@ -42,7 +42,7 @@ class Capability(StrEnum):
 class AuthType(StrEnum):
     PAT = "pat"
     OAUTH = "oauth"
-    PASSWORD = "password"  # username + password / app password
+    PASSWORD = "password"  # noqa: S105 - an auth type name, not a secret
     AWS = "aws"  # access key id + secret (+ region)
     NONE = "none"  # public repositories (plain git)
 

@@ -1,0 +1,37 @@
+"""Git Connect for Jira: an Atlassian Connect app backend for Jira Cloud."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from connect_app.config import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the Flask app. Reads the environment only when ``config`` is None."""
+    from connect_app import extensions, logging_setup, runtime
+    from connect_app.web import register_blueprints
+    from connect_app.web.errors import register_error_handlers
+
+    settings = config if config is not None else Settings.from_env()
+    settings.validate()
+    logging_setup.configure(settings)
+
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    runtime.attach(app, runtime.build_runtime(settings))
+    extensions.init_app(app, settings)
+    register_error_handlers(app)
+    register_blueprints(app)
+    return app

@@ -1,0 +1,108 @@
+"""The one gate for requests from Jira: verifies the Connect JWT and binds the tenant.
+
+``@jira_auth()`` for iframe pages (module URLs carry a real qsh), ``@jira_auth(CONTEXT)``
+for the JSON API (iframes call it with ``AP.context.getToken()``, qsh ``context-qsh``),
+``admin=True`` where only Jira administrators may go. After it, ``current_auth()``
+returns the verified tenant and account; every query must be scoped by it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from flask import g, request
+
+from connect_app.errors import AuthError
+from connect_app.extensions import db
+from connect_app.jira import tenants
+from connect_app.jira.jwt import QshMode, unverified_issuer, verify_request_token
+from connect_app.models import Tenant
+from connect_app.runtime import runtime
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class JiraAuth:
+    tenant_id: int
+    client_key: str
+    jira_base_url: str
+    account_id: str | None
+    claims: dict[str, Any]
+
+
+def request_token() -> str:
+    header = request.headers.get("Authorization", "")
+    if header[:4].lower() == "jwt ":
+        return header[4:].strip()
+    token = request.args.get("jwt")
+    if token:
+        return token
+    raise AuthError("This page must be opened from Jira (no Connect token was sent).", code="jwt_missing")
+
+
+def authenticate(qsh_mode: QshMode) -> tuple[Tenant, JiraAuth]:
+    """Verify the request's JWT against its tenant's secret; raise ``AuthError``."""
+    rt = runtime()
+    token = request_token()
+    issuer = unverified_issuer(token)
+    tenant = tenants.find_tenant(db.session(), issuer)
+    if tenant is None:
+        raise AuthError("This Jira site has not installed the app.", code="unknown_tenant")
+    query = {k: request.args.getlist(k) for k in request.args if k != "jwt"}
+    verified = verify_request_token(
+        token,
+        secret=tenants.shared_secret(tenant, rt.secrets),
+        method=request.method,
+        path=request.path,
+        query=query,
+        qsh_mode=qsh_mode,
+        leeway=rt.settings.jwt_leeway_seconds,
+    )
+    tenants.require_enabled(tenant)
+    auth = JiraAuth(
+        tenant_id=tenant.id,
+        client_key=tenant.client_key,
+        jira_base_url=tenant.base_url,
+        account_id=verified.subject,
+        claims=dict(verified.claims),
+    )
+    return tenant, auth
+
+
+def jira_auth(
+    qsh_mode: QshMode = QshMode.REQUEST, *, admin: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            tenant, auth = authenticate(qsh_mode)
+            g.jira_auth = auth
+            g.tenant = tenant
+            if admin:
+                from connect_app.jira.permissions import require_admin
+
+                require_admin(tenant, auth.account_id)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def current_auth() -> JiraAuth:
+    auth: JiraAuth | None = g.get("jira_auth")
+    if auth is None:
+        raise AuthError("not authenticated")
+    return auth
+
+
+def current_tenant() -> Tenant:
+    tenant: Tenant | None = g.get("tenant")
+    if tenant is None:
+        raise AuthError("not authenticated")
+    return tenant

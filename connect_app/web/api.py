@@ -1,0 +1,81 @@
+"""JSON API for the iframes (``Authorization: JWT <context token>``), described at
+``/api/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from connect_app.jira.jwt import QshMode
+from connect_app.security.auth import current_auth, jira_auth
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "Git Connect for Jira API", "version": "1"},
+    "components": {
+        "securitySchemes": {
+            "connectJwt": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`JWT <token>` from AP.context.getToken() (qsh `context-qsh`).",
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            }
+        },
+    },
+    "security": [{"connectJwt": []}],
+    "paths": {
+        "/api/me": {
+            "get": {
+                "summary": "Who the token belongs to",
+                "responses": {
+                    "200": {
+                        "description": "The verified Jira site and account",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "account_id": {"type": "string", "nullable": True},
+                                        "jira_base_url": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "401": {
+                        "description": "Missing or invalid token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        }
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(OPENAPI)
+
+
+@bp.get("/me")
+@jira_auth(QshMode.CONTEXT)
+def me() -> Response:
+    auth = current_auth()
+    return jsonify({"account_id": auth.account_id, "jira_base_url": auth.jira_base_url})
