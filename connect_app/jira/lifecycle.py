@@ -18,8 +18,9 @@ from connect_app.errors import AuthError, BadRequest, PermissionDenied, Validati
 from connect_app.extensions import db
 from connect_app.jira import tenants
 from connect_app.jira.jwt import QshMode, VerifiedToken, verify_install_token, verify_request_token
+from connect_app.jira.permissions import forget_tenant_caches
 from connect_app.runtime import runtime
-from connect_app.security.auth import request_token
+from connect_app.security.auth import qsh_path, qsh_query, request_token
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ def _json_body() -> Any:
     return body
 
 
-def _query() -> dict[str, list[str]]:
-    return {k: request.args.getlist(k) for k in request.args if k != "jwt"}
-
-
 def _verify_signed_install() -> VerifiedToken:
     rt = runtime()
     return verify_install_token(
@@ -51,8 +48,8 @@ def _verify_signed_install() -> VerifiedToken:
         key_fetcher=rt.install_keys,
         audience=rt.settings.base_url,
         method=request.method,
-        path=request.path,
-        query=_query(),
+        path=qsh_path(),
+        query=qsh_query(),
         leeway=rt.settings.jwt_leeway_seconds,
     )
 
@@ -89,8 +86,11 @@ def uninstalled() -> tuple[str, int]:
     payload = tenants.InstallPayload.parse(body)
     _same_issuer(verified, payload.client_key)
     session = db.session()
+    tenant = tenants.find_tenant(session, payload.client_key)
     removed = tenants.uninstall(session, payload.client_key)
     session.commit()
+    if tenant is not None:
+        forget_tenant_caches(tenant.id)
     log.info("uninstalled %s (tenant data %s)", payload.base_url, "deleted" if removed else "already gone")
     return "", 204
 
@@ -109,8 +109,8 @@ def _set_enabled(enabled: bool) -> tuple[str, int]:
         request_token(),
         secret=tenants.shared_secret(tenant, rt.secrets),
         method=request.method,
-        path=request.path,
-        query=_query(),
+        path=qsh_path(),
+        query=qsh_query(),
         qsh_mode=QshMode.REQUEST,
         leeway=rt.settings.jwt_leeway_seconds,
     )

@@ -50,6 +50,14 @@ def forget_admin(tenant: Tenant, account_id: str) -> None:
     redis_conn.client.delete(_cache_key(tenant, account_id))
 
 
+def forget_tenant_caches(tenant_id: int) -> None:
+    """Uninstall keeps nothing: drop every cached answer about the tenant's users."""
+    redis = redis_conn.client
+    keys = list(redis.scan_iter(match=f"gcj:admin:{tenant_id}:*", count=500))
+    if keys:
+        redis.delete(*keys)
+
+
 def require_admin(tenant: Tenant, account_id: str | None) -> None:
     if not account_id or not user_is_admin(tenant, account_id):
         raise PermissionDenied("Only Jira administrators can manage Git Connect.", code="admin_required")

@@ -18,7 +18,7 @@ from flask import g, request
 from connect_app.errors import AuthError
 from connect_app.extensions import db
 from connect_app.jira import tenants
-from connect_app.jira.jwt import QshMode, unverified_issuer, verify_request_token
+from connect_app.jira.jwt import QshMode, relative_path, unverified_issuer, verify_request_token
 from connect_app.models import Tenant
 from connect_app.runtime import runtime
 
@@ -45,6 +45,16 @@ def request_token() -> str:
     raise AuthError("This page must be opened from Jira (no Connect token was sent).", code="jwt_missing")
 
 
+def qsh_path() -> str:
+    """The request path as Jira hashed it: relative to our BASE_URL's path, whether or
+    not a proxy in front already stripped that prefix."""
+    return relative_path(request.script_root + request.path, runtime().settings.base_url)
+
+
+def qsh_query() -> dict[str, list[str]]:
+    return {k: request.args.getlist(k) for k in request.args if k != "jwt"}
+
+
 def authenticate(qsh_mode: QshMode) -> tuple[Tenant, JiraAuth]:
     """Verify the request's JWT against its tenant's secret; raise ``AuthError``."""
     rt = runtime()
@@ -53,13 +63,12 @@ def authenticate(qsh_mode: QshMode) -> tuple[Tenant, JiraAuth]:
     tenant = tenants.find_tenant(db.session(), issuer)
     if tenant is None:
         raise AuthError("This Jira site has not installed the app.", code="unknown_tenant")
-    query = {k: request.args.getlist(k) for k in request.args if k != "jwt"}
     verified = verify_request_token(
         token,
         secret=tenants.shared_secret(tenant, rt.secrets),
         method=request.method,
-        path=request.path,
-        query=query,
+        path=qsh_path(),
+        query=qsh_query(),
         qsh_mode=qsh_mode,
         leeway=rt.settings.jwt_leeway_seconds,
     )

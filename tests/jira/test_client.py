@@ -26,10 +26,10 @@ def test_calls_are_signed_with_qsh_of_the_request(site, jira_stub: JiraStub) -> 
 
 
 def test_wrong_secret_is_an_auth_error_without_the_secret_in_it(site) -> None:
-    client = _client(site.base_url, "not-the-secret")
+    client = _client(site.base_url, "not-the-secret-" * 3)
     with pytest.raises(HostAuthError) as info:
         client.get_json("/rest/api/3/myself")
-    assert "not-the-secret" not in str(info.value)
+    assert "not-the-secret-" not in str(info.value)
 
 
 def test_429_waits_for_retry_after_then_succeeds(site, jira_stub: JiraStub) -> None:
@@ -58,7 +58,7 @@ def test_timeout_is_enforced() -> None:
     listener.listen(1)
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
-    client = _client(f"http://127.0.0.1:{listener.getsockname()[1]}", "s", timeout=(1.0, 0.5))
+    client = _client(f"http://127.0.0.1:{listener.getsockname()[1]}", "s" * 32, timeout=(1.0, 0.5))
     started = time.monotonic()
     with pytest.raises(HostUnavailable):
         client.get_json("/rest/api/3/myself")

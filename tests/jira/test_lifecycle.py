@@ -207,3 +207,15 @@ def test_disable_for_unknown_client_key(app, client, site: JiraSite) -> None:
     token = site.token("POST", "/lifecycle/disabled")
     response = _post(client, "/lifecycle/disabled", {"clientKey": site.client_key}, token)
     _assert_rejected(response, 401, app)
+
+
+def test_uninstall_forgets_cached_permissions(app, jira: Jira, installed_site: JiraSite, jira_stub) -> None:
+    from connect_app.extensions import redis_conn
+
+    jira_stub.admins.add("acct-admin")
+    assert jira.get_page(installed_site, "/admin/welcome", account_id="acct-admin").status_code == 200
+    with app.app_context():
+        assert list(redis_conn.client.scan_iter(match="gcj:admin:*"))
+    assert jira.uninstall(installed_site).status_code == 204
+    with app.app_context():
+        assert not list(redis_conn.client.scan_iter(match="gcj:admin:*"))

@@ -94,7 +94,7 @@ def test_garbage_tokens(client, installed_site: JiraSite) -> None:
 @pytest.mark.parametrize("alg", ["HS384", "HS512"])
 def test_other_hmac_algorithms_are_rejected(client, installed_site: JiraSite, alg: str) -> None:
     claims = {"iss": installed_site.client_key, "exp": int(time.time()) + 60, "qsh": "context-qsh"}
-    token = pyjwt.encode(claims, installed_site.shared_secret, algorithm=alg)
+    token = pyjwt.encode(claims, installed_site.shared_secret * 2, algorithm=alg)
     assert client.get("/api/me", headers={"Authorization": f"JWT {token}"}).status_code == 401
 
 
