@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("generate-key", help="print a new Fernet key for ENCRYPTION_KEYS")
     sub.add_parser("rotate-secrets", help="re-encrypt stored secrets with the first ENCRYPTION_KEYS key")
+    sub.add_parser("providers-table", help="print the README's host x auth x capabilities table")
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         _migrate()
     elif args.command == "generate-key":
         print(Fernet.generate_key().decode())
+    elif args.command == "providers-table":
+        from connect_app.hosts.registry import markdown_table
+
+        print(markdown_table())
     elif args.command == "rotate-secrets":
         _rotate_secrets()
     return 0

@@ -167,3 +167,17 @@ def build_host(config: HostConfig) -> GitHost:
     except ValueError as e:
         raise ValidationError(f"unknown provider {config.provider!r}", code="unknown_provider") from e
     return builder(config)
+
+
+def markdown_table() -> str:
+    """The README's host table (host by auth types by capabilities), generated from the registry."""
+    from connect_app.hosts.base import Capability
+
+    columns = list(Capability)
+    header = "| host | id | auth | self-hosted | " + " | ".join(c.value.replace("_", " ") for c in columns) + " |"
+    rows = [header, "|" + "---|" * (4 + len(columns))]
+    for info in providers():
+        marks = " | ".join("✓" if c in info.capabilities else "-" for c in columns)
+        auth = ", ".join(a.value for a in info.auth_types)
+        rows.append(f"| {info.name} | `{info.id.value}` | {auth} | {'yes' if info.self_hosted else 'no'} | {marks} |")
+    return "\n".join(rows)

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from connect_app.hosts.base import ProviderInfo
+from connect_app.hosts.registry import providers
 from connect_app.jira.jwt import QshMode
 from connect_app.security.auth import current_auth, jira_auth
 
@@ -40,6 +42,38 @@ OPENAPI: dict[str, Any] = {
     },
     "security": [{"connectJwt": []}],
     "paths": {
+        "/api/providers": {
+            "get": {
+                "summary": "Every git host provider and what it supports",
+                "responses": {
+                    "200": {
+                        "description": "Providers in wizard order",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["id", "name", "auth_types", "self_hosted", "capabilities"],
+                                        "properties": {
+                                            "id": {"type": "string"},
+                                            "name": {"type": "string"},
+                                            "auth_types": {"type": "array", "items": {"type": "string"}},
+                                            "self_hosted": {"type": "boolean"},
+                                            "capabilities": {"type": "array", "items": {"type": "string"}},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "401": {
+                        "description": "Missing or invalid token",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        },
         "/api/me": {
             "get": {
                 "summary": "Who the token belongs to",
@@ -64,14 +98,31 @@ OPENAPI: dict[str, Any] = {
                     },
                 },
             }
-        }
+        },
     },
 }
+
+
+def provider_payload(info: ProviderInfo) -> dict[str, Any]:
+    return {
+        "id": info.id.value,
+        "name": info.name,
+        "auth_types": [a.value for a in info.auth_types],
+        "self_hosted": info.self_hosted,
+        "capabilities": sorted(c.value for c in info.capabilities),
+    }
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(OPENAPI)
+
+
+@bp.get("/providers")
+@jira_auth(QshMode.CONTEXT)
+def list_providers() -> Response:
+    """Every host the admin can connect and what it supports (the wizard hides the rest)."""
+    return jsonify([provider_payload(info) for info in providers()])
 
 
 @bp.get("/me")

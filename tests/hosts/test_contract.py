@@ -159,3 +159,12 @@ def test_webhook_without_signature_is_refused(provider: ProviderId, refusing_hos
             b'{"zen": "hi"}',
             "s3cret",
         )
+
+
+def test_readme_host_table_matches_the_registry() -> None:
+    from pathlib import Path
+
+    from connect_app.hosts.registry import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table() in readme
