@@ -72,6 +72,13 @@ class Settings:
     admin_check_cache_seconds: int = 300
     install_key_cache_seconds: int = 3600
     log_level: str = "INFO"
+    # -- indexing
+    mirrors_path: Path | None = None  # bare mirrors, one per repository; default <instance>/mirrors
+    index_batch_size: int = 1000  # commits written (with the cursor) per transaction
+    max_jobs_per_tenant: int = 4  # index jobs queued or running at once for one tenant
+    max_jobs_per_credential: int = 2  # ... and for one host credential
+    index_run_retention_days: int = 30
+    webhook_max_body_bytes: int = 25 * 1024 * 1024  # GitHub's own cap on a delivery
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,12 +101,21 @@ class Settings:
             environment=environment,
             instance_path=Path(e.get("INSTANCE_PATH") or "instance").resolve(),
             log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
+            mirrors_path=Path(e["MIRRORS_PATH"]).resolve() if e.get("MIRRORS_PATH") else None,
+            index_batch_size=_int("INDEX_BATCH_SIZE", e.get("INDEX_BATCH_SIZE"), 1000),
+            max_jobs_per_tenant=_int("MAX_JOBS_PER_TENANT", e.get("MAX_JOBS_PER_TENANT"), 4),
+            max_jobs_per_credential=_int("MAX_JOBS_PER_CREDENTIAL", e.get("MAX_JOBS_PER_CREDENTIAL"), 2),
+            index_run_retention_days=_int("INDEX_RUN_RETENTION_DAYS", e.get("INDEX_RUN_RETENTION_DAYS"), 30),
         )
         settings.validate()
         return settings
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def mirrors_dir(self) -> Path:
+        return self.mirrors_path or Path(self.instance_path) / "mirrors"
 
     @property
     def is_production(self) -> bool:

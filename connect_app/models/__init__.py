@@ -1,6 +1,42 @@
 """ORM models, one concept per module. Import from here so every table is registered."""
 
 from connect_app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, utcnow
+from connect_app.models.branch import Branch
+from connect_app.models.commit import Commit
+from connect_app.models.index_run import IndexRun, RunKind, RunStatus, Trigger
+from connect_app.models.integration import Integration, IntegrationStatus, RepositorySelection
+from connect_app.models.issue_link import IssueLink, LinkKind, LinkSource
+from connect_app.models.jira_project import JiraProject
+from connect_app.models.pull_request import PullRequestRecord
+from connect_app.models.repository import Repository, RepositoryStatus
+from connect_app.models.tag import Tag
 from connect_app.models.tenant import Tenant
+from connect_app.models.webhook_delivery import DeliveryStatus, WebhookDelivery
 
-__all__ = ["Base", "Tenant", "TenantScoped", "TimestampMixin", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base",
+    "Branch",
+    "Commit",
+    "DeliveryStatus",
+    "IndexRun",
+    "Integration",
+    "IntegrationStatus",
+    "IssueLink",
+    "JiraProject",
+    "LinkKind",
+    "LinkSource",
+    "PullRequestRecord",
+    "Repository",
+    "RepositorySelection",
+    "RepositoryStatus",
+    "RunKind",
+    "RunStatus",
+    "Tag",
+    "Tenant",
+    "TenantScoped",
+    "TimestampMixin",
+    "Trigger",
+    "UTCDateTime",
+    "WebhookDelivery",
+    "utcnow",
+]
