@@ -1,0 +1,47 @@
+"""RQ entry points. Thin: ids in, plain dicts out, the work lives in ``connect_app``.
+
+Enqueue them by dotted path (``"workers.jobs.index_repository"``) so the web process
+never imports worker-only code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workers.context import job_context
+
+
+def index_repository(repository_id: int, trigger: str, run_id: int | None = None) -> dict[str, Any]:
+    from connect_app.indexing.sync import run_index
+
+    with job_context():
+        return run_index(repository_id, trigger, run_id).as_dict()
+
+
+def discover_repositories(integration_id: int, run_id: int | None = None) -> dict[str, Any]:
+    from connect_app.indexing.discovery import run_discovery
+
+    with job_context():
+        return run_discovery(integration_id, run_id)
+
+
+def dispatch() -> int:
+    """Enqueue due repositories fairly; retry webhook deliveries Redis missed."""
+    from connect_app.indexing.scheduler import dispatch as dispatch_due
+
+    with job_context():
+        return dispatch_due()
+
+
+def refresh_jira_projects(tenant_id: int) -> int:
+    from connect_app.jira.projects import refresh_projects
+
+    with job_context():
+        return refresh_projects(tenant_id)
+
+
+def prune() -> int:
+    from connect_app.indexing.scheduler import prune_history
+
+    with job_context():
+        return prune_history()
