@@ -7,11 +7,14 @@ addressed as ``PROJECTKEY/slug`` (personal projects are ``~USER/slug``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
-from connect_app.errors import HostAuthError, HostNotFound, HostPermissionDenied, ValidationError
+from connect_app.errors import HostAuthError, HostError, HostNotFound, HostPermissionDenied, ValidationError
 from connect_app.hosts import bitbucket_common as bb
 from connect_app.hosts.base import (
     AuthType,
@@ -37,6 +40,7 @@ NAME = "Bitbucket Data Center"
 API = "rest/api/1.0"
 BRANCH_UTILS = "rest/branch-utils/1.0"
 PAGE_LIMIT = 100
+PR_PAGE_LIMIT = 50  # an incremental walk of all pull requests usually stops on its first page
 WEBHOOK_EVENTS = (
     "repo:refs_changed",
     "pr:opened",
@@ -56,6 +60,9 @@ _PR_ACTIONS = {
 }
 PING_EVENT = "diagnostics:ping"
 
+log = logging.getLogger(__name__)
+_ORDER_REPORTED: set[str] = set()  # servers whose NEWEST order was already logged by this process
+
 
 class BitbucketDataCenter:
     info = ProviderInfo(
@@ -65,6 +72,10 @@ class BitbucketDataCenter:
         self_hosted=True,
         capabilities=frozenset(Capability) - {Capability.OAUTH},
     )
+
+    # How far before ``updated_since`` an incremental listing still walks by creation date when
+    # NEWEST might sort by creation (see ``list_pull_requests``).
+    created_lookback: timedelta = timedelta(days=7)
 
     def __init__(self, server_url: str, credentials: Credentials, **client_options: Any) -> None:
         """``server_url`` is what users browse to (``https://git.example.com`` or with a context
@@ -133,10 +144,63 @@ class BitbucketDataCenter:
     def list_pull_requests(
         self, repo: RemoteRepository, *, updated_since: datetime | None = None
     ) -> Iterator[PullRequest]:
-        # NEWEST lists the most recently updated first, so an incremental sync stops early.
-        params = {"state": "ALL", "order": "NEWEST", "limit": 50}
-        pages = self.http.paginate(f"{self._repo_path(repo)}/pull-requests", params=params, strategy=bb.DC_PAGES)
-        yield from bb.updated_since(map(self._pull_request, pages), updated_since, bb.pull_request_updated)
+        """Pull requests updated at or after ``updated_since`` (all of them without it).
+
+        ``order=NEWEST`` is documented only as "newer first": Atlassian does not say whether it
+        sorts by ``createdDate`` or ``updatedDate``. This listing does not depend on it:
+
+        1. ``state=ALL``, NEWEST, page by page; every PR updated since is yielded. The walk
+           stops after a page on which no PR was updated since and none was created within
+           ``created_lookback`` before ``updated_since``. Whichever date NEWEST sorts by, that
+           reaches every PR *created* since ``updated_since - created_lookback``; if it sorts
+           by update date, it reaches every PR updated since.
+        2. ``state=OPEN``, read to its end: every open PR updated since, however old.
+
+        What neither reaches when NEWEST sorts by creation: a PR created before the lookback
+        that was merged or declined since (webhooks report those; so does a full scan, which
+        is ``updated_since=None``). No listing of this endpoint can reach such a PR without
+        reading every older one.
+
+        When the pages themselves show that NEWEST sorts by update date (within a page, some PR
+        was created later than the one listed before it, and none was updated later), step 1
+        stops at the first PR not updated since and step 2 is skipped: the ALL walk is then
+        exact. That inference assumes NEWEST sorts by one of the two dates.
+
+        A PR is yielded once per listing, unless it was seen again with a newer update time (it
+        changed between pages or between the two steps); then the newer copy follows.
+        """
+        path = f"{self._repo_path(repo)}/pull-requests"
+        listed = _Listed()
+        if updated_since is None:
+            for page in self._pull_request_pages(path, "ALL", PAGE_LIMIT):
+                yield from listed.fresh(page)
+            return
+        since, horizon = updated_since, updated_since - self.created_lookback
+        order = _NewestOrder()
+        for page in self._pull_request_pages(path, "ALL", PR_PAGE_LIMIT):
+            order.observe(page)
+            yield from listed.fresh(pr for pr in page if pr.updated_at >= since)
+            if order.by_updated and (not page or page[-1].updated_at < since):
+                break  # sorted by update date: everything after this page is older
+            if not any(pr.updated_at >= since or (pr.created_at or pr.updated_at) >= horizon for pr in page):
+                break
+        if not order.by_updated:
+            for page in self._pull_request_pages(path, "OPEN", PAGE_LIMIT):
+                order.observe(page)
+                yield from listed.fresh(pr for pr in page if pr.updated_at >= since)
+        self._report_order(order)
+
+    def _pull_request_pages(self, path: str, state: str, limit: int) -> Iterator[list[PullRequest]]:
+        """One list per page (the stop rules look at whole pages); pages are fetched lazily."""
+        params = {"state": state, "order": "NEWEST", "limit": limit}
+        for values in self.http.paginate(path, params=params, strategy=bb.DC_PAGES, extractor=_page_values):
+            yield [self._pull_request(raw) for raw in values]
+
+    def _report_order(self, order: _NewestOrder) -> None:
+        verdict = "updatedDate" if order.by_updated else "createdDate" if order.by_created else None
+        if verdict is not None and self.server_url not in _ORDER_REPORTED:
+            _ORDER_REPORTED.add(self.server_url)
+            log.info("%s at %s lists pull requests with order=NEWEST by %s", NAME, self.server_url, verdict)
 
     def _pull_request(self, raw: Any) -> PullRequest:
         number = bb.require(bb.dig(raw, "id"), "a pull request id", NAME)
@@ -255,6 +319,57 @@ class BitbucketDataCenter:
 
     def rate_budget(self) -> RateBudget | None:
         return self.http.budget()
+
+
+def _page_values(body: Any) -> list[list[Any]]:
+    """A whole page as one item, so ``paginate`` yields pages (``StartLimitPagination`` reads
+    ``nextPageStart`` from the body, not the item count)."""
+    values = bb.dig(body, "values")
+    if not isinstance(values, list):
+        raise HostError(f"{NAME} answered with an unexpected page shape", code="host_bad_response")
+    return [values]
+
+
+@dataclass
+class _Listed:
+    """The update time of every PR already yielded by one listing."""
+
+    updated: dict[str, datetime] = field(default_factory=dict)
+
+    def fresh(self, prs: Iterable[PullRequest]) -> Iterator[PullRequest]:
+        for pr in prs:
+            previous = self.updated.get(pr.external_id)
+            if previous is None or pr.updated_at > previous:
+                self.updated[pr.external_id] = pr.updated_at
+                yield pr
+
+
+@dataclass
+class _NewestOrder:
+    """What neighbours within one page show about the date ``order=NEWEST`` sorts by.
+
+    A PR listed right after one created (updated) earlier than itself proves the order is not
+    by creation (update) date. Pages are compared only within themselves: between two
+    requests, PRs can be created or updated and shift the offsets.
+    """
+
+    not_by_created: bool = False
+    not_by_updated: bool = False
+
+    def observe(self, page: list[PullRequest]) -> None:
+        for before, after in pairwise(page):
+            if before.created_at and after.created_at and after.created_at > before.created_at:
+                self.not_by_created = True
+            if after.updated_at > before.updated_at:
+                self.not_by_updated = True
+
+    @property
+    def by_updated(self) -> bool:
+        return self.not_by_created and not self.not_by_updated
+
+    @property
+    def by_created(self) -> bool:
+        return self.not_by_updated and not self.not_by_created
 
 
 def _full_ref(ref: str) -> str:

@@ -7,13 +7,13 @@ import base64
 import copy
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connect_app.errors import AppError, AuthError, HostAuthError, ValidationError
+from connect_app.errors import AppError, AuthError, HostAuthError, HostError, ValidationError
 from connect_app.hosts.base import (
     AuthType,
     Credentials,
@@ -171,14 +171,161 @@ def test_repositories_follow_next_page_start(stub: Callable[[Handler], StubHost]
     assert [s.path for s in host.seen] == ["/rest/api/1.0/projects/WID/repos"] * 2
 
 
-def test_pull_requests_stop_at_updated_since(stub: Callable[[Handler], StubHost]) -> None:
-    def pr(number: int, updated: int) -> dict[str, Any]:
-        return {"id": number, "title": "t", "state": "OPEN", "updatedDate": updated, "fromRef": {"displayId": "b"}}
+# --- pull request listing: correct whichever date order=NEWEST sorts by ---------------------
 
-    host = stub(lambda s: Reply(body=_page([pr(3, 1714644000000), pr(2, 1600000000000)], next_start=2)))
-    since = datetime(2024, 1, 1, tzinfo=UTC)
-    assert [p.external_id for p in provider(host.url).list_pull_requests(REPO, updated_since=since)] == ["3"]
-    assert len(host.seen) == 1 and host.seen[0].query["state"] == "ALL" and host.seen[0].query["order"] == "NEWEST"
+SINCE = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)  # what the engine passes as updated_since
+PULLS = "/rest/api/1.0/projects/WID/repos/widgets/pull-requests"
+_PR_TEMPLATE = json.loads(fixture("pr_opened.json"))["pullRequest"]
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _pr(number: int, state: str, created: datetime, updated: datetime | None = None) -> dict[str, Any]:
+    """A pull request shaped like the webhook fixture (which fits the 9.2 schema), re-dated."""
+    pr: dict[str, Any] = copy.deepcopy(_PR_TEMPLATE)
+    closed = state != "OPEN"
+    pr.update(
+        id=number,
+        title=f"WID-{number} change {number}",
+        state=state,
+        open=not closed,
+        closed=closed,
+        createdDate=_ms(created),
+        updatedDate=_ms(updated or created),
+    )
+    if closed:
+        pr["closedDate"] = pr["updatedDate"]
+    pr["links"] = {
+        "self": [{"href": f"https://bitbucket.example.com/projects/WID/repos/widgets/pull-requests/{number}"}]
+    }
+    return pr
+
+
+class FakePullRequests:
+    """``GET .../pull-requests`` as Data Center answers it: ``state`` filter (OPEN by default),
+    ``order=NEWEST`` by ``sort_key`` (the undocumented part), ``start``/``limit`` pages."""
+
+    def __init__(self, prs: list[dict[str, Any]], sort_key: str) -> None:
+        self.prs, self.sort_key = prs, sort_key
+
+    def __call__(self, seen: Seen) -> Reply:
+        assert seen.path == PULLS and seen.query["order"] == "NEWEST"
+        state = seen.query.get("state", "OPEN")
+        rows = [p for p in self.prs if state == "ALL" or p["state"] == state]
+        rows.sort(key=lambda p: (p[self.sort_key], p["id"]), reverse=True)
+        start, limit = int(seen.query.get("start", "0")), int(seen.query["limit"])
+        following = start + limit if start + limit < len(rows) else None
+        return Reply(body={**_page(rows[start : start + limit], following), "start": start, "limit": limit})
+
+
+def _requests(host: StubHost) -> list[tuple[str, int]]:
+    return [(s.query["state"], int(s.query.get("start", "0"))) for s in host.seen]
+
+
+def _history() -> list[dict[str, Any]]:
+    """234 pull requests around ``SINCE``; 500-503 changed since, nothing else did."""
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    old = [_pr(n, "MERGED", SINCE - 400 * day + n * hour) for n in range(1, 151)]
+    old = [{**p, "updatedDate": p["createdDate"] + 86_400_000 * (p["id"] % 5)} for p in old]  # varied lags
+    recent = [_pr(300 + n, "MERGED", SINCE - 3 * day + n * timedelta(minutes=1)) for n in range(1, 81)]
+    recent = [{**p, "updatedDate": p["createdDate"] + 3_600_000} for p in recent]  # merged within the hour
+    return [
+        *old,
+        *recent,
+        _pr(500, "OPEN", SINCE + hour),  # new
+        _pr(501, "MERGED", SINCE - 5 * day, SINCE + 2 * hour),  # created 5 days before SINCE, merged since
+        _pr(502, "OPEN", SINCE - 450 * day, SINCE + 3 * hour),  # ancient, open, pushed to since
+        _pr(503, "MERGED", SINCE - 500 * day, SINCE + 4 * hour),  # ancient, merged since
+    ]
+
+
+def test_pull_requests_newest_by_created(stub: Callable[[Handler], StubHost], caplog: pytest.LogCaptureFixture) -> None:
+    """If NEWEST sorts by creation, old pull requests updated since sit deep in the ALL listing."""
+    host = stub(FakePullRequests(_history(), "createdDate"))
+    caplog.set_level("INFO", logger="connect_app.hosts.bitbucket_dc")
+    found = list(provider(host.url).list_pull_requests(REPO, updated_since=SINCE))
+    # 500 is new; 501 is within the creation lookback of the ALL walk (81st by creation);
+    # 502 comes from the OPEN listing; 500 is in both listings and comes once
+    assert sorted(int(p.external_id) for p in found) == [500, 501, 502]
+    assert {p.external_id: p.state for p in found}["501"] is PullRequestState.MERGED
+    # ALL pages 1-2 hold PRs created within the lookback; page 3 does not, and nothing on it changed
+    assert _requests(host) == [("ALL", 0), ("ALL", 50), ("ALL", 100), ("OPEN", 0)]
+    assert "order=NEWEST by createdDate" in caplog.text
+
+
+def test_pull_requests_newest_by_created_full_scan_backstop(stub: Callable[[Handler], StubHost]) -> None:
+    """503, created 500 days ago and merged since, is out of an incremental listing's reach when
+    NEWEST sorts by creation (documented); the full scan (updated_since=None) lists it."""
+    host = stub(FakePullRequests(_history(), "createdDate"))
+    p = provider(host.url)
+    assert "503" not in {pr.external_id for pr in p.list_pull_requests(REPO, updated_since=SINCE)}
+    host.seen.clear()
+    everything = list(p.list_pull_requests(REPO))
+    assert len(everything) == len({pr.external_id for pr in everything}) == 234
+    assert next(pr for pr in everything if pr.external_id == "503").state is PullRequestState.MERGED
+    assert _requests(host) == [("ALL", 0), ("ALL", 100), ("ALL", 200)]
+
+
+def test_pull_requests_newest_by_updated(stub: Callable[[Handler], StubHost], caplog: pytest.LogCaptureFixture) -> None:
+    """If NEWEST sorts by update, the first page shows it and the walk stops there: one request."""
+    host = stub(FakePullRequests(_history(), "updatedDate"))
+    caplog.set_level("INFO", logger="connect_app.hosts.bitbucket_dc")
+    found = list(provider(host.url).list_pull_requests(REPO, updated_since=SINCE))
+    assert [p.external_id for p in found] == ["503", "502", "501", "500"]
+    assert _requests(host) == [("ALL", 0)]  # no OPEN listing: the ALL walk is exact
+    assert "order=NEWEST by updatedDate" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "sort_key, expected",
+    [("createdDate", [("ALL", 0), ("OPEN", 0)]), ("updatedDate", [("ALL", 0)])],
+)
+def test_pull_requests_stop_early_when_nothing_changed(
+    stub: Callable[[Handler], StubHost], sort_key: str, expected: list[tuple[str, int]]
+) -> None:
+    created = [SINCE - timedelta(days=400) + n * timedelta(hours=1) for n in range(1, 201)]
+    prs = [_pr(n, "OPEN" if n % 40 == 0 else "MERGED", c, c + timedelta(days=n % 7)) for n, c in enumerate(created, 1)]
+    host = stub(FakePullRequests(prs, sort_key))
+    assert list(provider(host.url).list_pull_requests(REPO, updated_since=SINCE)) == []
+    assert _requests(host) == expected  # the first of four ALL pages; OPEN unless proven unneeded
+
+
+def test_pull_requests_without_evidence_list_open_too(stub: Callable[[Handler], StubHost]) -> None:
+    """A page that cannot tell the two orders apart: the OPEN listing runs."""
+    pr = _pr(1, "OPEN", SINCE - timedelta(days=30), SINCE + timedelta(minutes=1))
+    host = stub(FakePullRequests([pr], "updatedDate"))
+    assert [p.external_id for p in provider(host.url).list_pull_requests(REPO, updated_since=SINCE)] == ["1"]
+    assert _requests(host) == [("ALL", 0), ("OPEN", 0)]
+
+
+def test_pull_requests_deduplicated_keeping_newer_copies(stub: Callable[[Handler], StubHost]) -> None:
+    """Each pull request comes once, unless a later page or listing shows it updated again."""
+    minute = timedelta(minutes=1)
+    first = [_pr(3, "OPEN", SINCE, SINCE + 9 * minute), _pr(2, "OPEN", SINCE, SINCE + 8 * minute)]
+    # a PR was deleted before the second page was read: the offsets shifted and 2 comes again
+    second = [_pr(2, "OPEN", SINCE, SINCE + 8 * minute), _pr(1, "OPEN", SINCE, SINCE + 7 * minute)]
+    # between the two listings someone pushed to 3; 2 is unchanged
+    open_now = [_pr(3, "OPEN", SINCE, SINCE + 11 * minute), _pr(2, "OPEN", SINCE, SINCE + 8 * minute)]
+
+    def handle(seen: Seen) -> Reply:
+        if seen.query["state"] == "OPEN":
+            return Reply(body=_page(open_now))
+        return Reply(body=_page(second) if seen.query.get("start") == "2" else _page(first, next_start=2))
+
+    host = stub(handle)
+    p = provider(host.url)
+    found = [(pr.external_id, pr.updated_at - SINCE) for pr in p.list_pull_requests(REPO, updated_since=SINCE)]
+    assert found == [("3", 9 * minute), ("2", 8 * minute), ("1", 7 * minute), ("3", 11 * minute)]
+    assert _requests(host) == [("ALL", 0), ("ALL", 2), ("OPEN", 0)]
+    assert [pr.external_id for pr in p.list_pull_requests(REPO)] == ["3", "2", "1"]  # the full scan
+
+
+def test_pull_requests_refuse_a_page_without_values(stub: Callable[[Handler], StubHost]) -> None:
+    host = stub(lambda s: Reply(body={"size": 0, "isLastPage": True}))
+    with pytest.raises(HostError, match="unexpected page shape"):
+        list(provider(host.url).list_pull_requests(REPO, updated_since=SINCE))
 
 
 def test_validate_reads_x_ausername(stub: Callable[[Handler], StubHost]) -> None:
@@ -289,6 +436,22 @@ def test_contract_every_call(dc_mock: PrismMock) -> None:
     assert hook.id == "10"
     sent = json.loads(next(e for e in rec.exchanges if e.url.endswith("/webhooks")).response.request.body)
     assert sent["configuration"] == {"secret": SECRET} and "repo:refs_changed" in sent["events"]
+
+
+@pytest.mark.slow
+def test_contract_incremental_pull_requests(dc_mock: PrismMock) -> None:
+    """Both listings of an incremental sync are valid requests; the description's one example
+    pull request (created 1970-06-07, updated 1970-06-17) answers both and comes once."""
+    p = provider(dc_mock.root_url)
+    with dc_mock.recording() as rec:
+        prs = list(p.list_pull_requests(REPO, updated_since=datetime(1970, 6, 1, tzinfo=UTC)))
+        none = list(p.list_pull_requests(REPO, updated_since=datetime(2024, 1, 1, tzinfo=UTC)))
+    rec.assert_all_valid(min_requests=4)
+    assert [(pr.external_id, pr.updated_at) for pr in prs] == [("1", datetime.fromtimestamp(14490759.2, tz=UTC))]
+    assert none == []
+    queries = [e.response.request.url.partition("?")[2] for e in rec.exchanges]
+    assert [q.split("state=")[1].split("&")[0] for q in queries] == ["ALL", "OPEN", "ALL", "OPEN"]
+    assert all("order=NEWEST" in q for q in queries)
 
 
 @pytest.mark.slow
