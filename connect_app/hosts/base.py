@@ -126,11 +126,15 @@ class PullRequest:
 class GitAuth:
     """How ``git`` authenticates: a username/password pair handed over through
     GIT_ASKPASS, or an extra HTTP header passed through the environment; never in
-    the URL or argv."""
+    the URL or argv. For ssh URLs: an unencrypted private key (written to a 0600 file
+    for the duration of one call) and, optionally, the server's public host key(s)
+    to trust instead of trust-on-first-use (``ssh-keyscan`` / known_hosts lines)."""
 
     username: str | None = None
     password: str | None = None
     http_header: str | None = None  # e.g. "Authorization: Bearer …"
+    ssh_private_key: str | None = None  # "-----BEGIN OPENSSH PRIVATE KEY-----…" (or PEM)
+    ssh_known_host_key: str | None = None  # "ssh-ed25519 AAAA…"; pins the host key when set
 
     def __repr__(self) -> str:
         return f"GitAuth(username={self.username!r}, secrets=<hidden>)"

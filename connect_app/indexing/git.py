@@ -1,52 +1,41 @@
-"""The one place the app runs the ``git`` CLI.
+"""The one place the app runs the ``git`` CLI: :class:`GitRunner`.
 
-User text never becomes a git option: URLs and ref names are validated here
-(:func:`validate_clone_url`, :func:`validate_ref_name`), passed after ``--`` or on
-stdin, and every call runs with a fixed environment: no user or system config,
-no credential helpers, no hooks, no terminal prompts, only the https/http/ssh
-transports, the host's address pinned to the one we checked (no DNS rebinding),
-no redirects, and a timeout. Credentials reach git only through the environment
-(``GIT_ASKPASS`` reading ``GCJ_GIT_*`` variables, or ``http.extraHeader`` set with
-``GIT_CONFIG_*``), never the URL or argv, and are scrubbed from error text.
+User text never becomes a git option: URLs and ref names are validated
+(:mod:`.git_safety`: :func:`validate_clone_url`, :func:`validate_ref_name`), passed
+after ``--`` or on stdin, and every call runs with a fixed environment
+(:mod:`.git_process`): no user or system config, no credential helpers, no hooks, no
+terminal prompts, only the https/http/ssh transports, the host's address pinned to
+the one we checked (no DNS rebinding), no redirects, and a timeout. Credentials
+reach git only through the environment or, for an ssh key, a 0600 file that lives
+for one call (:mod:`.git_ssh`); never the URL or argv, and they are scrubbed from
+error text. Commits come back as :class:`CommitRecord` (:mod:`.git_log`).
 """
 
 from __future__ import annotations
 
-import atexit
-import io
-import os
-import re
-import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import tempfile
-import threading
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
-from connect_app.errors import (
-    AppError,
-    Conflict,
-    HostAuthError,
-    HostError,
-    HostNotFound,
-    HostPermissionDenied,
-    HostUnavailable,
-    UnsafeInput,
-    ValidationError,
-)
+from connect_app.errors import Conflict, HostError, HostNotFound, HostUnavailable, UnsafeInput, ValidationError
 from connect_app.hosts.base import GitAuth
-from connect_app.hosts.netguard import DEFAULT_PORTS, check_url, forbidden_reason
+from connect_app.indexing.git_log import LOG_ARGS, CommitRecord, parse_log
+from connect_app.indexing.git_process import GitProcess, git_environment, git_error, sandbox
+from connect_app.indexing.git_safety import (
+    SHA,
+    Target,
+    refuse_option,
+    resolve_target,
+    validate_clone_url,
+    validate_ref_name,
+)
+from connect_app.indexing.git_ssh import ssh_command
 
 __all__ = ["CommitRecord", "GitRunner", "validate_clone_url", "validate_ref_name"]
 
-NETWORK_SCHEMES = ("https", "http", "ssh")
 MIRROR_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # Passed as ``-c`` on every call; nothing here is secret. Redirects are off because a
 # redirect would lead git to a host we have not checked.
@@ -54,307 +43,14 @@ _SAFE_CONFIG = (
     "protocol.file.allow=never protocol.ext.allow=never core.hooksPath=/dev/null credential.helper= "
     "http.followRedirects=false http.lowSpeedLimit=1000 http.lowSpeedTime=60 gc.autoDetach=false"
 ).split(" ")
-_LOG_ARGS = (
-    "log --stdin --ignore-missing -z --no-renames --no-mailmap --no-color --no-show-signature --name-only "
-    "--format=%x00%H%x00%P%x00%an%x00%ae%x00%at%x00%ct%x00%B"
-).split(" ")
 _CLONE_ARGS = ["clone", "--bare", "--quiet", "--template=", "--no-recurse-submodules"]
-_PASSTHROUGH_ENV = ("PATH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
-_ASKPASS = """#!/bin/sh
-case "$1" in
-  [Uu]sername*) printf '%s\\n' "$GCJ_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$GCJ_GIT_PASSWORD" ;;
-esac
-"""
-_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-_HELPER_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
-_SCP_URL = re.compile(r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\s\[\]]+):(?P<path>.+)$")
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
-_STDERR_TAIL = 64 * 1024
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def validate_ref_name(name: str) -> str:
-    """Refuse what ``git check-ref-format`` refuses (one-level names allowed), and a leading ``-``."""
-    reason = _ref_name_problem(name)
-    if reason:
-        raise ValidationError(f"invalid git ref name {name!r}: {reason}")
-    return name
-
-
-def _ref_name_problem(name: str) -> str | None:
-    if not name:
-        return "it is empty"
-    if len(name.encode()) > 1024:
-        return "it is longer than 1024 bytes"
-    if name.startswith("-"):
-        return "it must not start with '-'"
-    if name == "@":
-        return "it must not be '@' alone"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or c == " " for c in name):
-        return "it must not contain spaces or control characters"
-    bad = sorted({c for c in name if c in "~^:?*[\\"})
-    if bad:
-        return f"it must not contain {' '.join(bad)}"
-    for seq, why in (("..", "'..'"), ("@{", "'@{'"), ("//", "'//'")):
-        if seq in name:
-            return f"it must not contain {why}"
-    if name.startswith("/") or name.endswith("/"):
-        return "it must not start or end with '/'"
-    if name.endswith("."):
-        return "it must not end with '.'"
-    for part in name.split("/"):
-        if part.startswith("."):
-            return "no part of it may start with '.'"
-        if part.endswith(".lock"):
-            return "no part of it may end with '.lock'"
-    return None
-
-
-def validate_clone_url(url: str, *, allow_private: bool, resolve: bool = True) -> str:
-    """Return ``url`` if git may fetch from it: https/http/ssh URLs or scp-like
-    ``user@host:path`` whose host passes the SSRF guard; never options, remote
-    helpers (``ext::``), ``file://`` or local paths. Raises ``UnsafeInput``."""
-    _network_form(url, allow_private=allow_private, resolve=resolve)
-    return url
-
-
-def _network_form(url: str, *, allow_private: bool, resolve: bool) -> tuple[str, str, int]:
-    """(scheme, host, port) of a validated clone URL."""
-    if not isinstance(url, str) or not url:
-        raise UnsafeInput("a clone URL is required")
-    if url.startswith("-"):
-        raise UnsafeInput("the clone URL must not start with '-' (git would read it as an option)")
-    if _HELPER_URL.match(url):
-        raise UnsafeInput("git remote-helper URLs such as 'ext::' are not allowed; use https://, http:// or ssh://")
-    candidate = url
-    if "://" not in url:
-        m = _SCP_URL.match(url)
-        if not m or url.startswith(("/", ".", "~")):
-            raise UnsafeInput("local paths are not allowed; use an https://, http:// or ssh:// URL")
-        if m["path"].startswith("-") or (m["user"] or "").startswith("-"):
-            raise UnsafeInput("the clone URL must not contain parts starting with '-'")
-        user = f"{m['user']}@" if m["user"] else ""
-        candidate = f"ssh://{user}{m['host']}/{m['path'].lstrip('/')}"
-    parts = check_url(candidate, allow_private=allow_private, schemes=NETWORK_SCHEMES, resolve=resolve)
-    if parts.path.lstrip("/").startswith("-"):
-        raise UnsafeInput("the repository path must not start with '-'")
-    return parts.scheme.lower(), parts.hostname or "", parts.port or DEFAULT_PORTS[parts.scheme.lower()]
-
-
-def _checked_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """Resolve once and refuse any forbidden address; git then connects to these only."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as e:
-        raise HostUnavailable(f"the host name {host!r} could not be resolved") from e
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        reason = forbidden_reason(address, allow_private=allow_private)
-        if reason:
-            raise UnsafeInput(f"refusing to connect to {host} (resolves to {address}): the address {reason}")
-    if not addresses:
-        raise HostUnavailable(f"the host name {host!r} has no addresses")
-    return addresses
-
-
-def _refuse_option(value: str, what: str) -> str:
-    if value.startswith("-"):
-        raise UnsafeInput(f"{what} must not start with '-'")
-    return value
-
-
-# --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True, slots=True)
-class CommitRecord:
-    sha: str
-    parents: tuple[str, ...]
-    author_name: str
-    author_email: str
-    authored_at: datetime
-    committed_at: datetime
-    message: str
-    files: tuple[str, ...]  # paths changed vs the first parent; empty for merges
-
-    @property
-    def files_changed(self) -> int:
-        return len(self.files)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A validated remote: the URL plus what pins git to the addresses we checked."""
-
-    url: str
-    config: tuple[str, ...] = ()
-    ssh_options: tuple[str, ...] = ()
-
-
-# --------------------------------------------------------------------------- processes
-
-
-_sandbox_dir: Path | None = None
-_sandbox_lock = threading.Lock()
-
-
-def _sandbox() -> Path:
-    """A private directory: an empty HOME and the askpass script (no secrets in it).
-    Recreated if a tmp cleaner removed it; removed at exit by the process that made it
-    (not by forked RQ work horses, which share it)."""
-    global _sandbox_dir
-    with _sandbox_lock:
-        if _sandbox_dir is None or not (_sandbox_dir / "askpass.sh").exists():
-            root = Path(tempfile.mkdtemp(prefix="gcj-git-"))
-            (root / "home").mkdir(mode=0o700)
-            (root / "askpass.sh").write_text(_ASKPASS)
-            (root / "askpass.sh").chmod(0o700)
-            atexit.register(_remove_sandbox, root, os.getpid())
-            _sandbox_dir = root
-        return _sandbox_dir
-
-
-def _remove_sandbox(root: Path, owner: int) -> None:
-    if os.getpid() == owner:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-class _Process:
-    """A git process in its own process group, killed at the deadline; stderr tail kept."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, timeout: float, stdin: bytes | None) -> None:
-        self.timed_out = False
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self._stderr = bytearray()
-        self._threads = [threading.Thread(target=self._drain_stderr, daemon=True)]
-        if stdin is not None:
-            self._threads.append(threading.Thread(target=self._feed, args=(stdin,), daemon=True))
-        for t in self._threads:
-            t.start()
-        self._timer = threading.Timer(timeout, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _feed(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
-    def _drain_stderr(self) -> None:
-        stderr = cast(io.BufferedReader, self.proc.stderr)
-        for chunk in iter(lambda: stderr.read1(8192), b""):
-            self._stderr += chunk
-            del self._stderr[:-_STDERR_TAIL]
-
-    def _expire(self) -> None:
-        self.timed_out = True
-        self.kill()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    @property
-    def stdout(self) -> io.BufferedReader:
-        return cast(io.BufferedReader, self.proc.stdout)
-
-    def finish(self) -> int:
-        self.stdout.close()
-        code = self.proc.wait()
-        self._timer.cancel()
-        for t in self._threads:
-            t.join(timeout=5)
-        return code
-
-    @property
-    def stderr(self) -> str:
-        return bytes(self._stderr).decode("utf-8", "replace")
-
-
-# --------------------------------------------------------------------------- errors
-
-# stderr (LC_ALL=C) -> error; first match wins, so auth beats the generic "not found".
-_ERRORS: tuple[tuple[re.Pattern[str], type[AppError], str], ...] = tuple(
-    (re.compile(pattern), cls, message)
-    for pattern, cls, message in (
-        (r"(transport|protocol) '?\S+'? not allowed", UnsafeInput, "this URL's transport is not allowed"),
-        (
-            r"authentication failed|could not read (username|password)|terminal prompts disabled|"
-            r"invalid username or password|http basic: access denied|permission denied \(publickey|error: 401",
-            HostAuthError,
-            "the server refused the username/password or token",
-        ),
-        (
-            r"error: 403|permission to |write access|not authorized",
-            HostPermissionDenied,
-            "the credentials work but lack access",
-        ),
-        (r"stale info|already exists", Conflict, "the branch already exists"),
-        (r"error: 30\d|redirect", HostError, "the server redirected; use the final repository URL"),
-        (r"host key verification failed", HostError, "the server's SSH host key does not match the known one"),
-        (
-            r"not found|does not appear to be a git repository|error: 404|couldn't find remote ref|does not exist",
-            HostNotFound,
-            "the repository or ref was not found, or the credentials cannot see it",
-        ),
-        (
-            r"resolve|connect|refused|timed out|error: 5\d\d|unreachable|no route|hung up|early eof|reset|"
-            r"empty reply|ssl|tls|certificate|too slow|could not read from remote|recv failure|send failure",
-            HostUnavailable,
-            "the server could not be reached",
-        ),
-    )
-)
-
-
-def _scrub(text: str, auth: GitAuth | None) -> str:
-    text = _URL_CREDENTIALS.sub("***@", text)
-    if auth is not None:
-        header_value = (auth.http_header or "").partition(":")[2].strip()
-        secrets = {auth.password, auth.http_header, header_value, *header_value.split()[1:]}
-        for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-            text = text.replace(secret, "***")
-    return text
-
-
-def _detail(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    key = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:", "!", "remote:", "ssh:"))] or lines
-    return key[0][:300] if key else "no error output"  # the first says why; later ones repeat "failed"
-
-
-def _git_error(op: str, stderr: str, auth: GitAuth | None) -> AppError:
-    low, detail = stderr.lower(), _scrub(_detail(stderr), auth)
-    for pattern, cls, message in _ERRORS:
-        if pattern.search(low):
-            return cls(f"git {op}: {message} ({detail})")
-    return HostError(f"git {op} failed ({detail})")
-
-
-# --------------------------------------------------------------------------- runner
 
 
 @dataclass
 class GitRunner:
     """Runs git safely. ``allow_private`` follows ``ALLOW_PRIVATE_HOSTS``; ``known_hosts``
-    is the ssh known-hosts file (trust on first use; default: the service user's)."""
+    is the ssh known-hosts file (trust on first use; default: the service user's), unless
+    the call's ``GitAuth.ssh_known_host_key`` pins the host key (see :mod:`.git_ssh`)."""
 
     allow_private: bool = False
     git: str = "git"
@@ -374,7 +70,7 @@ class GitRunner:
         refs: dict[str, str] = {}
         for line in out.splitlines():
             sha, _, ref = line.partition("\t")
-            if _SHA.match(sha) and ref:
+            if SHA.match(sha) and ref:
                 refs[ref] = sha
         return refs
 
@@ -434,7 +130,7 @@ class GitRunner:
         validate_ref_name(name)
         ref = f"refs/heads/{name}"
         validate_ref_name(ref)
-        if name == "HEAD" or not _SHA.match(from_sha):
+        if name == "HEAD" or not SHA.match(from_sha):
             raise ValidationError("a branch needs a valid name and a full commit sha to start from")
         remote = self.ls_remote(url, auth)
         if ref in remote:
@@ -479,18 +175,19 @@ class GitRunner:
         ``exclude``, newest first, streamed. Reads commits and trees only: never fetches a blob.
         Unknown ``exclude``/``revs`` entries are ignored (``--ignore-missing``)."""
         for rev in (*revs, *exclude):
-            _refuse_option(rev, "a revision")
+            refuse_option(rev, "a revision")
             if "\n" in rev or "\0" in rev:
                 raise UnsafeInput("a revision must be a single line")
         if not revs and not all_refs:
             return
         # Revisions go on stdin: no argv length limit, and never parsed as options.
         stdin = "".join(f"{r}\n" for r in revs) + "".join(f"^{r}\n" for r in exclude)
-        env = self._env(None, None, offline=True, git_dir=Path(dest).absolute())
-        argv = [*_LOG_ARGS, *(["--branches", "--tags"] if all_refs else [])]
+        with ssh_command(None, None, known_hosts=None) as ssh:  # offline: no files, ssh never runs
+            env = git_environment(None, ssh, offline=True, git_dir=Path(dest).absolute())
+        argv = [*LOG_ARGS, *(["--branches", "--tags"] if all_refs else [])]
         proc = self._spawn(argv, env, timeout or self.transfer_timeout, stdin.encode())
         try:
-            yield from _parse_log(iter(lambda: proc.stdout.read1(1 << 16), b""))
+            yield from parse_log(iter(lambda: proc.stdout.read1(1 << 16), b""))
         except BaseException:  # includes GeneratorExit: the caller stopped reading
             proc.kill()
             proc.finish()
@@ -499,51 +196,11 @@ class GitRunner:
         if proc.timed_out:
             raise HostUnavailable(f"git log: gave up after {timeout or self.transfer_timeout:.0f}s")
         if code != 0:
-            raise _git_error("log", proc.stderr, None)
+            raise git_error("log", proc.stderr, None)
 
     # -- plumbing
-    def _target(self, url: str) -> _Target:
-        scheme, host, port = _network_form(url, allow_private=self.allow_private, resolve=False)
-        try:
-            literal = bool(socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host))
-        except OSError:
-            literal = False
-        if literal:
-            return _Target(url)  # check_url already judged the literal address
-        addresses = _checked_addresses(host, port, allow_private=self.allow_private)
-        if scheme == "ssh":
-            return _Target(url, ssh_options=(f"HostName={addresses[0]}", f"HostKeyAlias={host}"))
-        pinned = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
-        return _Target(url, config=(f"http.curloptResolve={host}:{port}:{pinned}",))
-
-    def _env(
-        self, auth: GitAuth | None, target: _Target | None, *, offline: bool = False, git_dir: Path | None = None
-    ) -> dict[str, str]:
-        sandbox = _sandbox()
-        env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
-        ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=30"]
-        if self.known_hosts:
-            ssh += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
-        for opt in target.ssh_options if target else ():
-            ssh += ["-o", opt]
-        env.update(LC_ALL="C", LANG="C", HOME=str(sandbox / "home"), XDG_CONFIG_HOME=str(sandbox / "home"))
-        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_SYSTEM=os.devnull)
-        env.update(GIT_TERMINAL_PROMPT="0", GIT_SSH_COMMAND=shlex.join(ssh), GIT_SSH_VARIANT="ssh")
-        env.update(GIT_CEILING_DIRECTORIES=str(sandbox), GIT_PROTOCOL_FROM_USER="0")
-        # Offline (local) commands may not touch the network at all, not even a lazy blob fetch.
-        env.update(GIT_ALLOW_PROTOCOL="none" if offline else "https:http:ssh", GIT_NO_LAZY_FETCH=str(int(offline)))
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        if git_dir is not None:
-            env["GIT_DIR"] = str(git_dir)
-        if auth is not None and auth.password is not None:
-            env.update(GIT_ASKPASS=str(sandbox / "askpass.sh"), GCJ_GIT_PASSWORD=auth.password)
-            env.update(GCJ_GIT_USERNAME=auth.username or "")
-        if auth is not None and auth.http_header:
-            header = auth.http_header
-            if "\n" in header or "\r" in header or ":" not in header:
-                raise ValidationError("the HTTP header for git must be one 'Name: value' line")
-            env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader", GIT_CONFIG_VALUE_0=header)
-        return env
+    def _target(self, url: str) -> Target:
+        return resolve_target(url, allow_private=self.allow_private)
 
     def _spawn(
         self,
@@ -552,74 +209,39 @@ class GitRunner:
         timeout: float,
         stdin: bytes | None = None,
         config: Iterable[str] = (),
-    ) -> _Process:
+    ) -> GitProcess:
         argv = [self.git, *(x for item in (*_SAFE_CONFIG, *config) for x in ("-c", item)), *args]
-        return _Process(argv, env, _sandbox() / "home", timeout, stdin)
+        return GitProcess(argv, env, sandbox() / "home", timeout, stdin)
 
     def _run(
         self,
         *args: str,
-        target: _Target | None = None,
+        target: Target | None = None,
         auth: GitAuth | None = None,
         timeout: float | None = None,
         git_dir: Path | None = None,
     ) -> str:
         """Run to completion, output bounded. Without a ``target`` the command is offline."""
         op, timeout = args[0], timeout or self.network_timeout
-        env = self._env(auth, target, offline=target is None, git_dir=git_dir)
-        proc = self._spawn(args, env, timeout, config=target.config if target else ())
         chunks, size = [], 0
-        try:
-            for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):
-                size += len(chunk)
-                if size > self.max_output:
-                    proc.kill()
-                    raise HostError(f"git {op}: the output was larger than {self.max_output} bytes")
-                chunks.append(chunk)
-        finally:
-            code = proc.finish()
+        # The ssh key / pinned host key files exist only inside this block: removed once git is gone.
+        with ssh_command(auth, target, known_hosts=self.known_hosts) as ssh:
+            env = git_environment(auth, ssh, offline=target is None, git_dir=git_dir)
+            proc = self._spawn(args, env, timeout, config=target.config if target else ())
+            try:
+                for chunk in iter(lambda: proc.stdout.read1(1 << 16), b""):
+                    size += len(chunk)
+                    if size > self.max_output:
+                        proc.kill()
+                        raise HostError(f"git {op}: the output was larger than {self.max_output} bytes")
+                    chunks.append(chunk)
+            finally:
+                code = proc.finish()
         if proc.timed_out:
             raise HostUnavailable(f"git {op}: the server did not answer within {timeout:.0f}s")
         if code != 0:
-            raise _git_error(op, proc.stderr, auth)
+            raise git_error(op, proc.stderr, auth)
         return b"".join(chunks).decode("utf-8", "replace")
 
     def _local(self, git_dir: Path, *args: str) -> str:
         return self._run(*args, git_dir=Path(git_dir).absolute())
-
-
-# --------------------------------------------------------------------------- log parsing
-
-
-def _parse_log(chunks: Iterable[bytes]) -> Iterator[CommitRecord]:
-    """Records are ``\\0 sha \\0 parents \\0 an \\0 ae \\0 at \\0 ct \\0 message`` then, after
-    ``\\0\\n``, NUL-terminated paths; a path is never empty, so an empty token after a full
-    header starts the next record."""
-    header: list[bytes] | None = None
-    files: list[bytes] = []
-    rest = b""
-    for chunk in chunks:
-        tokens = (rest + chunk).split(b"\0")
-        rest = tokens.pop()
-        for token in tokens:
-            if token == b"" and (header is None or len(header) == 7):
-                if header is not None:
-                    yield _record(header, files)
-                header, files = [], []
-            elif header is not None and len(header) < 7:
-                header.append(token)
-            elif header is not None:
-                files.append(token[1:] if not files and token.startswith(b"\n") else token)
-    if rest and header is not None:
-        files.append(rest[1:] if not files and rest.startswith(b"\n") else rest)
-    if header is not None and len(header) == 7:
-        yield _record(header, files)
-
-
-def _record(h: list[bytes], files: list[bytes]) -> CommitRecord:
-    text = [f.decode("utf-8", "replace") for f in h]
-    authored, committed = (datetime.fromtimestamp(int(t or 0), UTC) for t in text[4:6])
-    paths = tuple(f.decode("utf-8", "replace") for f in files if f)
-    return CommitRecord(
-        text[0], tuple(text[1].split()), text[2], text[3], authored, committed, text[6].rstrip("\n"), paths
-    )
