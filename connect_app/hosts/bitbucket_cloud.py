@@ -9,21 +9,17 @@ through the workspace-scoped ones.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-import requests
-
-from connect_app.errors import HostAuthError, HostError, HostNotFound, HostPermissionDenied, ValidationError
+from connect_app.errors import HostAuthError, HostNotFound, HostPermissionDenied
 from connect_app.hosts import bitbucket_common as bb
 from connect_app.hosts.base import (
     AuthType,
     Capability,
     Credentials,
     GitAuth,
-    OAuthTokens,
     Permission,
     ProviderId,
     ProviderInfo,
@@ -38,9 +34,7 @@ from connect_app.hosts.base import (
     WebhookEventType,
     WebhookRegistration,
 )
-from connect_app.hosts.http import DEFAULT_TIMEOUT
-from connect_app.hosts.http_errors import Scrubber, host_error
-from connect_app.hosts.netguard import guarded_session
+from connect_app.hosts.oauth import ClientAuth, OAuthCodeFlow, OAuthCodeFlowHost
 
 API_URL = "https://api.bitbucket.org/2.0"
 OAUTH_URL = "https://bitbucket.org/site/oauth2"
@@ -65,7 +59,7 @@ _PERMISSIONS = {"read": Permission.READ, "write": Permission.WRITE, "admin": Per
 _REF_PREFIX = {"branch": "refs/heads/", "tag": "refs/tags/", "annotated_tag": "refs/tags/"}
 
 
-class BitbucketCloud:
+class BitbucketCloud(OAuthCodeFlowHost):
     info = ProviderInfo(
         id=ProviderId.BITBUCKET_CLOUD,
         name=NAME,
@@ -302,60 +296,19 @@ class BitbucketCloud:
 
     # --- OAuth 2 (authorization code grant) ------------------------------------
 
-    def authorize_url(self, *, state: str, redirect_uri: str) -> str:
-        query = {
-            "client_id": self._client_id(),
-            "response_type": "code",
-            "state": state,
-            "redirect_uri": redirect_uri,
-        }
-        return f"{self._oauth_url}/authorize?{urllib.parse.urlencode(query)}"
-
-    def exchange_code(self, *, code: str, redirect_uri: str) -> OAuthTokens:
-        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
-
-    def refresh(self, refresh_token: str) -> OAuthTokens:
-        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def _client_id(self) -> str:
-        if not self._oauth_client_id or not self._oauth_client_secret:
-            raise ValidationError("Bitbucket Cloud OAuth needs a consumer key and secret in the settings")
-        return self._oauth_client_id
-
-    def _token(self, form: dict[str, str]) -> OAuthTokens:
-        """POST the token endpoint. Form-encoded, which ``HostHttpClient`` does not send (yet)."""
-        client_id, secret = self._client_id(), self._oauth_client_secret or ""
-        scrub = Scrubber()
-        scrub.add([secret, *(v for k, v in form.items() if k != "grant_type")])
-        url = f"{self._oauth_url}/access_token"
-        options = self._client_options
-        session = guarded_session(allow_private=bool(options.get("allow_private", False)))
-        host = urllib.parse.urlsplit(url).hostname or "bitbucket.org"
-        try:
-            resp = session.post(
-                url,
-                data=form,
-                auth=(client_id, secret),
-                headers={"Accept": "application/json"},
-                timeout=options.get("timeout", DEFAULT_TIMEOUT),
-                allow_redirects=False,
-            )
-        except requests.RequestException as e:
-            raise HostError(f"could not reach {host} for an OAuth token ({type(e).__name__})") from e
-        finally:
-            session.close()
-        if resp.status_code != 200:
-            if resp.status_code == 400:  # invalid_grant: a used or expired code / refresh token
-                raise HostAuthError(f"{host} refused the OAuth grant: {scrub(resp.text)[:200]}")
-            raise host_error(host, "POST /access_token", resp.status_code, resp.headers, resp.content, scrub)
-        try:
-            data = resp.json()
-        except ValueError as e:
-            raise HostError(f"{host} did not answer with a token", code="host_bad_response") from e
-        access = bb.require(bb.text(bb.dig(data, "access_token")), "an access token", NAME)
-        expires_in = bb.dig(data, "expires_in")
-        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in) if isinstance(expires_in, int | float) else None
-        return OAuthTokens(access, bb.text(bb.dig(data, "refresh_token")), expires_at)
+    def oauth_flow(self) -> OAuthCodeFlow:
+        """Bitbucket Cloud's flow: the consumer key and secret as HTTP basic auth on a
+        form-encoded token request; scopes are set on the consumer, so none is sent."""
+        return OAuthCodeFlow(
+            name=NAME,
+            authorize_endpoint=f"{self._oauth_url}/authorize",
+            token_endpoint=f"{self._oauth_url}/access_token",
+            client_id=self._oauth_client_id,
+            client_secret=self._oauth_client_secret,
+            client_auth=ClientAuth.BASIC,
+            client_label="consumer key and secret",
+            http_options=self._client_options,
+        )
 
 
 def _push_changes(changes: Any) -> tuple[tuple[RefUpdate, ...], tuple[str, ...]]:

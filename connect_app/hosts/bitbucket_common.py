@@ -15,7 +15,7 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from connect_app.errors import AuthError, BadRequest, HostError, ValidationError
 from connect_app.hosts import pagination
@@ -29,10 +29,8 @@ NULL_SHA = "0" * 40
 
 T = TypeVar("T")
 
-# pagination.py's strategies declare ``items_key = "values"`` without an annotation, which mypy
-# infers as ``str`` and then refuses against the Protocol's ``str | None``; cast until fixed there.
-CLOUD_PAGES = cast(pagination.Pagination, pagination.BITBUCKET_CLOUD)
-DC_PAGES = cast(pagination.Pagination, pagination.BITBUCKET_DC)
+CLOUD_PAGES = pagination.BITBUCKET_CLOUD
+DC_PAGES = pagination.BITBUCKET_DC
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -1,17 +1,17 @@
 """Gerrit Code Review over its REST API.
 
 Authenticated calls go to ``/a/...`` with the account's HTTP password (or token)
-as basic auth. Every JSON body starts with the XSSI guard ``)]}'`` which is
-stripped before parsing. Changes stand in for pull requests (NEW -> OPEN,
-MERGED, ABANDONED -> DECLINED). Gerrit creates a review when someone pushes to
-``refs/for/<branch>``, so there is no "create pull request" call, and webhooks
-exist only through the optional ``webhooks`` plugin, which this provider does not
-manage (an integration polls instead).
+as basic auth. Every JSON body starts with the XSSI guard ``)]}'``, which the shared
+client strips (its ``decode_body`` hook) before parsing, pages included. Changes
+stand in for pull requests (NEW -> OPEN, MERGED, ABANDONED -> DECLINED). Gerrit
+creates a review when someone pushes to ``refs/for/<branch>``, so there is no
+"create pull request" call, and webhooks exist only through the optional
+``webhooks`` plugin, which this provider does not manage (an integration polls
+instead).
 """
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -43,6 +43,7 @@ from connect_app.hosts.base import (
     WebhookRegistration,
 )
 from connect_app.hosts.http import HostHttpClient
+from connect_app.hosts.pagination import TopSkipPagination
 
 XSSI_PREFIX = b")]}'"
 PAGE_SIZE = 100
@@ -79,14 +80,17 @@ def strip_xssi(body: bytes) -> bytes:
     return text[len(XSSI_PREFIX) :] if text.startswith(XSSI_PREFIX) else text
 
 
-def parse_json(body: bytes, host: str) -> Any:
-    payload = strip_xssi(body)
-    if not payload.strip():
-        return None
-    try:
-        return json.loads(payload)
-    except ValueError as e:
-        raise HostError(f"{host} did not answer with valid JSON", code="host_bad_response") from e
+def gerrit_pages(page_size: int = PAGE_SIZE) -> TopSkipPagination:
+    """Gerrit's ``n`` (limit) / ``S`` (skip) paging: the last page is a short one, and
+    change queries also mark more results with ``_more_changes`` on the last item."""
+    return TopSkipPagination(page_size, items_key=None, top_param="n", skip_param="S", more_flag="_more_changes")
+
+
+def _dict_items(body: Any) -> list[Any]:
+    """``/projects/`` answers a map of name to ProjectInfo: its (name, info) pairs."""
+    if not isinstance(body, dict):
+        raise HostError("Gerrit answered with an unexpected page shape", code="host_bad_response")
+    return list(body.items())
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -118,35 +122,19 @@ class GerritHost:
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._http_options = http_options
-        self._http = HostHttpClient(self.base_url, auth=_basic(credentials), **http_options)
+        self._http = self._client(credentials)
 
-    # --- requests -------------------------------------------------------------------
+    def _client(self, credentials: Credentials) -> HostHttpClient:
+        return HostHttpClient(self.base_url, auth=_basic(credentials), decode_body=strip_xssi, **self._http_options)
 
-    def _call(self, method: str, path: str, *, client: HostHttpClient | None = None, **kw: Any) -> Any:
-        response = (client or self._http).request(method, path, **kw)
-        return parse_json(response.body, (client or self._http).host)
-
-    def _pages(self, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
-        """Gerrit's ``n`` (limit) / ``S`` (skip) paging; the last page is a short one
-        (changes also mark more results with ``_more_changes`` on the last item)."""
-        skip, previous = 0, None
-        while True:
-            page = self._call("GET", path, params={**params, "n": PAGE_SIZE, "S": skip})
-            items = list(page.items()) if isinstance(page, dict) else page
-            if not isinstance(items, list) or (items and items == previous):
-                # a server that ignores S would otherwise be paged forever
-                raise HostError(f"{self._http.host} answered with an unexpected page", code="host_bad_response")
-            previous = items
-            yield from items
-            more = bool(items) and isinstance(items[-1], dict) and items[-1].get("_more_changes") is True
-            if not more and len(items) < PAGE_SIZE:
-                return
-            skip += len(items)
+    def _pages(self, path: str, params: Mapping[str, Any], *, dict_body: bool = False) -> Iterator[Any]:
+        extractor = _dict_items if dict_body else None
+        return self._http.paginate(path, params=params, strategy=gerrit_pages(PAGE_SIZE), extractor=extractor)
 
     # --- account ----------------------------------------------------------------------
 
     def validate_credentials(self) -> str:
-        account = self._call("GET", "/a/accounts/self")
+        account = self._http.get_json("/a/accounts/self")
         if not isinstance(account, dict):
             raise HostError("Gerrit did not describe the account", code="host_bad_response")
         for key in ("username", "email", "name"):
@@ -160,7 +148,7 @@ class GerritHost:
         params: dict[str, Any] = {"type": "CODE"}
         if namespace:
             params["p"] = namespace.rstrip("/") + "/"
-        for name, _info in self._pages("/a/projects/?d", params):
+        for name, _info in self._pages("/a/projects/?d", params, dict_body=True):
             yield self._repository(str(name))
 
     def _repository(self, name: str) -> RemoteRepository:
@@ -221,7 +209,7 @@ class GerritHost:
 
     def create_branch(self, repo: RemoteRepository, name: str, from_ref: str) -> RemoteBranch:
         path = f"/a/projects/{_enc(repo.external_id)}/branches/{_enc(name)}"
-        branch = _branch(self._call("PUT", path, json={"revision": from_ref}))
+        branch = _branch(self._http.put_json(path, {"revision": from_ref}))
         if branch is None:
             raise HostError("Gerrit did not describe the new branch", code="host_bad_response")
         return branch
@@ -232,9 +220,9 @@ class GerritHost:
         raise Unsupported(f"Gerrit creates a review when commits are pushed to refs/for/{target}; it has no API for it")
 
     def repository_permission(self, repo: RemoteRepository, user: Credentials) -> Permission:
-        client = HostHttpClient(self.base_url, auth=_basic(user), **self._http_options)
+        client = self._client(user)
         try:
-            access = self._call("GET", f"/a/projects/{_enc(repo.external_id)}/access", client=client)
+            access = client.get_json(f"/a/projects/{_enc(repo.external_id)}/access")
         except (HostNotFound, HostPermissionDenied):
             return Permission.NONE
         finally:

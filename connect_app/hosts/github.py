@@ -1,55 +1,52 @@
-"""GitHub.com and GitHub Enterprise Server (REST v3), one class for both.
+"""GitHub.com and GitHub Enterprise Server (REST v3, GraphQL where cheaper), one class for both.
 
 The two differ only in where things live: GitHub.com's API is on
 ``https://api.github.com`` and its OAuth pages on ``https://github.com``; a GHES
 server ``https://ghe.example.com`` serves both under its own origin
-(``/api/v3``, ``/login/oauth/...``). Everything else — HTTP, pagination, rate
-limits, ETags, error mapping — is the shared :class:`HostHttpClient`.
+(``/api/v3``, ``/api/graphql``, ``/login/oauth/...``). Everything else — HTTP, pagination,
+rate limits, ETags, error mapping — is the shared :class:`HostHttpClient`. Webhook
+deliveries: ``github_webhooks``; GraphQL and when it is used: ``github_graphql``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
+import functools
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from connect_app.errors import AuthError, HostAuthError, HostError, HostNotFound, HostPermissionDenied
+from connect_app.errors import HostAuthError, HostError, HostNotFound, HostPermissionDenied
 from connect_app.hosts.base import (
     AuthType,
     Capability,
     Credentials,
     GitAuth,
-    OAuthTokens,
     Permission,
     ProviderId,
     ProviderInfo,
     PullRequest,
-    PullRequestAction,
-    PullRequestState,
     RateBudget,
-    RefUpdate,
     RemoteBranch,
     RemoteRepository,
-    RepositoryAction,
     WebhookEvent,
-    WebhookEventType,
     WebhookRegistration,
 )
 from connect_app.hosts.etags import EtagCache
-from connect_app.hosts.http import HostHttpClient
+from connect_app.hosts.github_graphql import GitHubGraphQL, GitHubHttpClient
+from connect_app.hosts.github_webhooks import parse_delivery, to_pull_request, verify_signature
+from connect_app.hosts.oauth import OAuthCodeFlow, OAuthCodeFlowHost
 from connect_app.hosts.ratelimit import BudgetStore
 
 GITHUB_API_URL = "https://api.github.com"
 GITHUB_WEB_URL = "https://github.com"
 OAUTH_SCOPES = ("repo", "admin:repo_hook", "read:user")
 WEBHOOK_EVENTS = ("push", "pull_request", "repository")
-_ZERO_SHA = re.compile(r"^0+$")
 _FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+# A REST pull request item is ~21 KB in GitHub's example (it embeds the head and base repositories),
+# so a page of 100 passes the ETag cache's 2 MB cap; polls ask for 50 so an unchanged page is a free 304.
+_POLL_PAGE = 50
 
 _ALL_CAPABILITIES = frozenset(Capability)
 GITHUB_INFO = ProviderInfo(
@@ -98,24 +95,6 @@ def missing_scopes(header: str, *, webhooks: bool = True) -> list[tuple[str, str
     return [(ask, why) for any_of, ask, why in needs if not granted & any_of]
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
-    if not isinstance(value, str) or not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _sha(value: Any) -> str | None:
-    return value if isinstance(value, str) and value and not _ZERO_SHA.match(value) else None
-
-
 def _seg(value: str) -> str:
     """One URL path segment (a ``/`` inside becomes ``%2F``, as GitHub's own clients send it)."""
     return urllib.parse.quote(value, safe="")
@@ -141,28 +120,6 @@ def to_repository(item: Mapping[str, Any]) -> RemoteRepository:
     )
 
 
-def to_pull_request(item: Mapping[str, Any]) -> PullRequest:
-    if item.get("merged_at") or item.get("merged") is True:
-        state = PullRequestState.MERGED
-    elif item.get("state") == "closed":
-        state = PullRequestState.DECLINED
-    else:
-        state = PullRequestState.OPEN
-    updated = _parse_time(item.get("updated_at")) or _parse_time(item.get("created_at"))
-    return PullRequest(
-        external_id=str(item["number"]),
-        title=str(item.get("title") or ""),
-        state=state,
-        source_branch=str((item.get("head") or {}).get("ref") or ""),
-        target_branch=str((item.get("base") or {}).get("ref") or ""),
-        url=str(item.get("html_url") or ""),
-        updated_at=updated or datetime.now(UTC),
-        description=str(item.get("body") or ""),
-        author=(item.get("user") or {}).get("login"),
-        created_at=_parse_time(item.get("created_at")),
-    )
-
-
 def to_permission(permissions: Mapping[str, Any] | None) -> Permission:
     granted = permissions or {}
     if granted.get("admin"):
@@ -174,7 +131,7 @@ def to_permission(permissions: Mapping[str, Any] | None) -> Permission:
     return Permission.NONE
 
 
-class GitHubHost:
+class GitHubHost(OAuthCodeFlowHost):
     """A :class:`~connect_app.hosts.base.GitHost` (and ``OAuthFlow``) for GitHub.com or GHES."""
 
     def __init__(
@@ -191,6 +148,7 @@ class GitHubHost:
         budget_store: BudgetStore | None = None,
         etag_cache: EtagCache | None = None,
         max_wait_seconds: float = 60.0,
+        graphql: bool = True,
     ) -> None:
         if credentials.auth_type not in (AuthType.PAT, AuthType.OAUTH) or not credentials.token:
             raise HostAuthError(f"{info.name} needs a personal access token or an OAuth token")
@@ -208,6 +166,7 @@ class GitHubHost:
             "max_wait_seconds": max_wait_seconds,
         }
         self._http = self._client(self._token)
+        self.graphql_api = GitHubGraphQL(self._http, self.graphql_url, enabled=graphql)
 
     @classmethod
     def enterprise(cls, server_url: str, credentials: Credentials, **kw: Any) -> GitHubHost:
@@ -220,8 +179,8 @@ class GitHubHost:
     def graphql_url(self) -> str:
         return f"{self.web_url}/api/graphql" if self.api_url.endswith("/api/v3") else f"{self.api_url}/graphql"
 
-    def _client(self, token: str) -> HostHttpClient:
-        return HostHttpClient(self.api_url, auth={"Authorization": f"Bearer {token}"}, **self._client_kw)
+    def _client(self, token: str) -> GitHubHttpClient:
+        return GitHubHttpClient(self.api_url, auth={"Authorization": f"Bearer {token}"}, **self._client_kw)
 
     def close(self) -> None:
         self._http.close()
@@ -237,7 +196,7 @@ class GitHubHost:
                 "Create a new token and save it in the integration's settings."
             ) from e
         login = str((response.json() or {}).get("login") or "")
-        scopes = _header(response.headers, "x-oauth-scopes")
+        scopes = response.headers.get("x-oauth-scopes")  # the headers are case-insensitive
         if scopes is not None:  # classic PAT or OAuth app token; fine-grained tokens send none
             missing = missing_scopes(scopes, webhooks=self._webhooks)
             if missing:
@@ -281,8 +240,16 @@ class GitHubHost:
     def list_pull_requests(
         self, repo: RemoteRepository, *, updated_since: datetime | None = None
     ) -> Iterator[PullRequest]:
-        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 100}
-        for item in self._http.paginate(f"{_repo_path(repo)}/pulls", params=params):
+        """Over GraphQL or REST, whichever costs less now (see ``github_graphql``); same results."""
+        path = _repo_path(repo)
+        owner, name = repo.name.split("/", 1)
+        rest = functools.partial(self._rest_pull_requests, path, updated_since)
+        yield from self.graphql_api.pull_requests_or_rest(owner, name, updated_since, rest)
+
+    def _rest_pull_requests(self, path: str, updated_since: datetime | None) -> Iterator[PullRequest]:
+        per_page = 100 if updated_since is None else _POLL_PAGE
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": per_page}
+        for item in self._http.paginate(f"{path}/pulls", params=params):
             pr = to_pull_request(item)
             if updated_since is not None and pr.updated_at < updated_since:
                 return  # newest first: everything after this is older too, so stop paging
@@ -364,110 +331,28 @@ class GitHubHost:
             return  # already gone: deleting is idempotent
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes, secret: str) -> None:
-        if not secret:
-            raise AuthError("This webhook has no secret configured; refusing the delivery")
-        signature = _header(headers, "x-hub-signature-256")
-        algorithm, digest = ("sha256", hashlib.sha256)
-        if signature is None:  # legacy SHA-1 header only when GitHub sent no SHA-256 one
-            signature = _header(headers, "x-hub-signature")
-            algorithm, digest = ("sha1", hashlib.sha1)
-        if not signature:
-            raise AuthError("The GitHub delivery carries no X-Hub-Signature-256 header")
-        expected = f"{algorithm}=" + hmac.new(secret.encode(), raw_body, digest).hexdigest()
-        if not hmac.compare_digest(expected.encode(), signature.strip().encode("utf-8", "replace")):
-            raise AuthError("The GitHub delivery's signature does not match this webhook's secret")
+        verify_signature(headers, raw_body, secret)
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> list[WebhookEvent]:
-        event = (_header(headers, "x-github-event") or "").strip()
-        delivery = _header(headers, "x-github-delivery")
-        try:
-            payload = json.loads(raw_body)
-        except ValueError as e:
-            raise HostError("The GitHub delivery is not valid JSON", code="bad_webhook", status=400) from e
-        if not isinstance(payload, dict):
-            return []
-        repository = payload.get("repository") or {}
-        repo_id = str(repository["id"]) if "id" in repository else None
-        common: dict[str, Any] = {
-            "repository_external_id": repo_id,
-            "delivery_id": delivery,
-            "repository_name": repository.get("full_name"),
-        }
-        if event == "push":
-            return [_push_event(payload, common)]
-        if event == "pull_request":
-            action = _pull_request_action(payload)
-            if action is None or not isinstance(payload.get("pull_request"), dict):
-                return []
-            pr = to_pull_request(payload["pull_request"])
-            return [WebhookEvent(WebhookEventType.PULL_REQUEST, pull_request=pr, pull_request_action=action, **common)]
-        if event == "repository":
-            actions = {"created": RepositoryAction.CREATED, "deleted": RepositoryAction.DELETED}
-            repo_action = actions.get(str(payload.get("action")))
-            if repo_action is None:
-                return []
-            return [WebhookEvent(WebhookEventType.REPOSITORY, repository_action=repo_action, **common)]
-        if event == "ping":
-            return [WebhookEvent(WebhookEventType.PING, **common)]
-        return []
+        return parse_delivery(headers, raw_body)
 
     def rate_budget(self) -> RateBudget | None:
         return self._http.budget()
 
     # --- OAuth ---------------------------------------------------------------------
 
-    def _oauth_client(self) -> tuple[str, str]:
-        if not self._client_id or not self._client_secret:
-            raise HostAuthError(f"OAuth is not configured for {self.info.name}: set its client id and secret")
-        return self._client_id, self._client_secret
-
-    def authorize_url(self, *, state: str, redirect_uri: str) -> str:
-        client_id, _ = self._oauth_client()
-        query = {"client_id": client_id, "redirect_uri": redirect_uri, "state": state, "scope": " ".join(OAUTH_SCOPES)}
-        return f"{self.web_url}/login/oauth/authorize?{urllib.parse.urlencode(query)}"
-
-    def exchange_code(self, *, code: str, redirect_uri: str) -> OAuthTokens:
-        return self._token_request({"code": code, "redirect_uri": redirect_uri})
-
-    def refresh(self, refresh_token: str) -> OAuthTokens:
-        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def _token_request(self, fields: dict[str, str]) -> OAuthTokens:
-        client_id, client_secret = self._oauth_client()
-        web = HostHttpClient(self.web_url, allow_private=self._client_kw["allow_private"])
-        try:
-            body = web.post_json(
-                "/login/oauth/access_token", {"client_id": client_id, "client_secret": client_secret, **fields}
-            )
-        finally:
-            web.close()
-        if not isinstance(body, dict) or not body.get("access_token"):
-            # GitHub answers 200 with {"error": ..., "error_description": ...} for a bad code
-            error = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
-            raise HostAuthError(f"{self.info.name} refused the OAuth request: {error or 'no access token returned'}")
-        expires_in = body.get("expires_in")
-        expires_at = datetime.now(UTC) + timedelta(seconds=int(expires_in)) if expires_in else None
-        return OAuthTokens(str(body["access_token"]), body.get("refresh_token") or None, expires_at)
-
-
-def _pull_request_action(payload: Mapping[str, Any]) -> PullRequestAction | None:
-    action = payload.get("action")
-    if action == "opened":
-        return PullRequestAction.OPENED
-    if action in ("edited", "synchronize", "reopened", "ready_for_review"):
-        return PullRequestAction.UPDATED
-    if action == "closed":
-        merged = (payload.get("pull_request") or {}).get("merged")
-        return PullRequestAction.MERGED if merged else PullRequestAction.DECLINED
-    return None  # labels, assignees, reviews: nothing the index shows
-
-
-def _push_event(payload: Mapping[str, Any], common: dict[str, Any]) -> WebhookEvent:
-    deleted = bool(payload.get("deleted"))
-    ref = RefUpdate(
-        ref=str(payload.get("ref") or ""),
-        before=_sha(payload.get("before")),
-        after=None if deleted else _sha(payload.get("after")),
-    )
-    commits = tuple(str(c["id"]) for c in payload.get("commits") or [] if isinstance(c, dict) and c.get("id"))
-    return WebhookEvent(WebhookEventType.PUSH, refs=(ref,), commit_ids=commits, **common)
+    def oauth_flow(self) -> OAuthCodeFlow:
+        """GitHub's web application flow on the web host (github.com or the GHES server):
+        no ``response_type``, no ``grant_type`` on the code exchange, client id and secret
+        in the form body; a bad code is a 200 whose body holds ``error``."""
+        return OAuthCodeFlow(
+            name=self.info.name,
+            authorize_endpoint=f"{self.web_url}/login/oauth/authorize",
+            token_endpoint=f"{self.web_url}/login/oauth/access_token",
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            scopes=OAUTH_SCOPES,
+            response_type=None,
+            code_grant_type=False,
+            http_options=self._client_kw,
+        )

@@ -9,10 +9,10 @@ by that signature, which carries a timestamp and so defeats replays.
 
 from __future__ import annotations
 
+import logging
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from connect_app.errors import (
@@ -20,14 +20,12 @@ from connect_app.errors import (
     HostError,
     HostNotFound,
     HostPermissionDenied,
-    ValidationError,
 )
 from connect_app.hosts.base import (
     AuthType,
     Capability,
     Credentials,
     GitAuth,
-    OAuthTokens,
     Permission,
     ProviderId,
     ProviderInfo,
@@ -47,10 +45,15 @@ from connect_app.hosts.gitlab_events import (
     verify_delivery,
 )
 from connect_app.hosts.http import HostHttpClient
+from connect_app.hosts.http_errors import HostStatusError
+from connect_app.hosts.oauth import OAuthCodeFlow, OAuthCodeFlowHost
 from connect_app.hosts.pagination import GITLAB_NEXT_PAGE, LINK_HEADER, PageRequest, Params
 
 GITLAB_COM_API = "https://gitlab.com/api/v4"
 PAGE_SIZE = 100
+KEYSET_REFUSED = frozenset({400, 405})  # see GitLabHost._keyset_or_offset
+
+log = logging.getLogger(__name__)
 
 # Which token scopes each kind of work needs; any one scope of a set is enough.
 INDEX_SCOPES = ({"api", "read_api"}, {"api", "read_repository", "write_repository"})
@@ -120,7 +123,7 @@ def _missing(scopes: set[str], needs: tuple[set[str], ...]) -> list[str]:
     return [" or ".join(sorted(need)) for need in needs if not scopes & need]
 
 
-class GitLabHost:
+class GitLabHost(OAuthCodeFlowHost):
     """One GitLab instance with one credential. See the module docstring."""
 
     info: ProviderInfo = GITLAB_INFO
@@ -181,13 +184,36 @@ class GitLabHost:
     def list_repositories(self, *, namespace: str | None = None) -> Iterator[RemoteRepository]:
         params: dict[str, Any] = {"simple": "true", "per_page": PAGE_SIZE, "order_by": "id", "sort": "asc"}
         if namespace:
-            path = f"/groups/{enc(namespace)}/projects"
             params["include_subgroups"] = "true"
+            items = self._http.paginate(f"/groups/{enc(namespace)}/projects", params=params, strategy=GITLAB_PAGES)
         else:
-            path = "/projects"
-            params.update({"membership": "true", "pagination": "keyset"})
-        for item in self._http.paginate(path, params=params, strategy=GITLAB_PAGES):
+            params["membership"] = "true"
+            items = self._keyset_or_offset("/projects", params)
+        for item in items:
             yield self._repository(item)
+
+    def _keyset_or_offset(self, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
+        """Keyset pages where GitLab offers them for this request, else offset pages.
+
+        GitLab answers ``405 {"error": "Keyset pagination is not yet available for this
+        type of request"}`` when a resource or ordering has no keyset support (REST API
+        docs, "Supported resources"; ``lib/api/helpers/pagination_strategies.rb``); a 400
+        means something in front of it, or an older version, rejects the parameter. Either
+        way the first page is asked again by offset; a refusal after items were yielded is
+        an error, since restarting would repeat them.
+        """
+        yielded = False
+        try:
+            for item in self._http.paginate(path, params={**params, "pagination": "keyset"}, strategy=GITLAB_PAGES):
+                yielded = True
+                yield item
+            return
+        except HostStatusError as e:
+            if yielded or e.host_status not in KEYSET_REFUSED:
+                raise
+            refused = e.host_status
+        log.info("%s refused keyset pagination for %s (%s); paging by offset", self._http.host, path, refused)
+        yield from self._http.paginate(path, params=params, strategy=GITLAB_PAGES)
 
     def _repository(self, item: Mapping[str, Any]) -> RemoteRepository:
         full_name = str(item["path_with_namespace"])
@@ -281,44 +307,23 @@ class GitLabHost:
 
     # --- OAuth ----------------------------------------------------------------------
 
-    def authorize_url(self, *, state: str, redirect_uri: str, scope: str = "api") -> str:
-        query = urllib.parse.urlencode(
-            {
-                "client_id": self._oauth_client()[0],
-                "redirect_uri": redirect_uri,
-                "response_type": "code",
-                "state": state,
-                "scope": scope,
-            }
+    def oauth_flow(self) -> OAuthCodeFlow:
+        """GitLab's documented authorization code flow (docs.gitlab.com/api/oauth2/): the
+        application id and secret in the form body, space-separated scopes, and
+        ``expires_in`` counted from the response's ``created_at``; its refresh example
+        repeats the original ``redirect_uri`` (``refresh(..., redirect_uri=)``)."""
+        return OAuthCodeFlow(
+            name="GitLab",
+            authorize_endpoint=f"{self.instance_url}/oauth/authorize",
+            token_endpoint=f"{self.instance_url}/oauth/token",
+            client_id=self._client_id,
+            client_secret=self._client_secret,
+            scopes=("api",),
+            issued_at_field="created_at",
+            client_label="application id and secret",
+            http_options=self._http_options,
+            clock=self._clock,
         )
-        return f"{self.instance_url}/oauth/authorize?{query}"
-
-    def exchange_code(self, *, code: str, redirect_uri: str) -> OAuthTokens:
-        return self._token_request({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
-
-    def refresh(self, refresh_token: str) -> OAuthTokens:
-        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def _oauth_client(self) -> tuple[str, str]:
-        if not self._client_id or not self._client_secret:
-            raise ValidationError("GitLab OAuth is not configured: an application id and secret are needed")
-        return self._client_id, self._client_secret
-
-    def _token_request(self, grant: dict[str, str]) -> OAuthTokens:
-        client_id, client_secret = self._oauth_client()
-        client = HostHttpClient(self.instance_url, **self._http_options)
-        try:
-            body = client.post_json("/oauth/token", {"client_id": client_id, "client_secret": client_secret, **grant})
-        finally:
-            client.close()
-        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-            raise HostError("GitLab did not return an access token", code="host_bad_response")
-        expires_at = None
-        if isinstance(body.get("expires_in"), int):
-            issued = body["created_at"] if isinstance(body.get("created_at"), int) else self._clock()
-            expires_at = datetime.fromtimestamp(issued, tz=UTC) + timedelta(seconds=body["expires_in"])
-        refresh_token = body.get("refresh_token")
-        return OAuthTokens(body["access_token"], refresh_token if isinstance(refresh_token, str) else None, expires_at)
 
 
 class GitLabSelfManagedHost(GitLabHost):

@@ -5,6 +5,10 @@ connect time, every redirect hop checked, credentials never sent to another
 origin), shares a rate budget per credential with every other process, may be
 answered from an ETag cache, and fails only with ``connect_app.errors``
 exceptions whose messages never contain the credential.
+
+Bodies go out as JSON (``post_json``/``put_json``) or form-encoded (``post_form``, for
+OAuth token endpoints); a provider whose bodies carry a prefix (Gerrit's XSSI guard)
+gives ``decode_body`` and reads plain JSON everywhere, pagination included.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from connect_app.hosts.base import RateBudget
 from connect_app.hosts.etags import CachedResponse, EtagCache, kept_headers
 from connect_app.hosts.http_errors import Scrubber, host_error
 from connect_app.hosts.netguard import DEFAULT_PORTS, check_url, guarded_session
-from connect_app.hosts.pagination import LINK_HEADER, PageRequest, Pagination
+from connect_app.hosts.pagination import LINK_HEADER, PageRequest, Pagination, items_at, walk_pages
 from connect_app.hosts.ratelimit import (
     BudgetStore,
     MemoryBudgetStore,
@@ -47,6 +51,10 @@ MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _ALWAYS_SENSITIVE = frozenset({"authorization", "proxy-authorization", "cookie", "private-token"})
+# Form fields whose values are secrets (RFC 6749 token requests); scrubbed from every error.
+SECRET_FORM_FIELDS = frozenset(
+    {"client_secret", "code", "refresh_token", "code_verifier", "password", "assertion", "client_assertion"}
+)
 
 
 def credential_fingerprint(secret: str) -> str:
@@ -108,7 +116,10 @@ class HostHttpClient:
         max_retries: int = 2,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        decode_body: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """``decode_body`` turns every raw response body into what ``json()`` parses
+        (e.g. strips a prefix); it runs before errors are read and before ETag caching."""
         parts = check_url(base_url, allow_private=allow_private, resolve=False)
         self.base_url = base_url.rstrip("/")
         self.host = (parts.hostname or "").lower()
@@ -121,7 +132,8 @@ class HostHttpClient:
         self._scrub = Scrubber()
         for value in self._auth_headers.values():
             self._scrub.add_header_value(value)
-        self._learn_auth_object_secrets()
+        if self._auth_obj is not None:
+            self._scrub.add_auth_object(self._auth_obj, self.base_url, _ALWAYS_SENSITIVE)
         self._base_headers = {"User-Agent": user_agent, "Accept": "application/json"}
         if credential_key is None:
             joined = "\n".join(sorted(self._scrub.secrets))
@@ -135,22 +147,7 @@ class HostHttpClient:
         self._clock = clock
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
         self._session = guarded_session(allow_private=allow_private)
-
-    def _learn_auth_object_secrets(self) -> None:
-        if self._auth_obj is None:
-            return
-        for attr in ("password", "token"):
-            value = getattr(self._auth_obj, attr, None)
-            if isinstance(value, str | bytes):
-                self._scrub.add([value.decode() if isinstance(value, bytes) else value])
-        probe = requests.Request("GET", self.base_url).prepare()
-        try:
-            probe = self._auth_obj(probe)
-        except Exception:  # an auth object that cannot sign a probe just teaches us nothing
-            return
-        for name, value in probe.headers.items():
-            if name.lower() in _ALWAYS_SENSITIVE:
-                self._scrub.add_header_value(value)
+        self._decode = decode_body
 
     # --- public API -----------------------------------------------------------
 
@@ -172,38 +169,41 @@ class HostHttpClient:
     def delete(self, path: str, **kw: Any) -> None:
         self.request("DELETE", path, **kw)
 
+    def post_form(
+        self,
+        path_or_url: str,
+        data: Mapping[str, str],
+        *,
+        secret_fields: Collection[str] = SECRET_FORM_FIELDS,
+        **kw: Any,
+    ) -> Any:
+        """POST ``application/x-www-form-urlencoded`` and return the JSON answer.
+
+        Same guarantees as every call (SSRF guard, timeout, rate budget, mapped errors),
+        plus: a redirect is never followed (the body would carry secrets to wherever it
+        points), and the values of ``secret_fields`` are scrubbed from every error."""
+        secrets = [v for k, v in data.items() if k in secret_fields]
+        return self.request("POST", path_or_url, form=data, secrets=secrets, follow_redirects=False, **kw).json()
+
     def paginate(
         self,
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         strategy: Pagination = LINK_HEADER,
         items_key: str | None = None,
         extractor: Callable[[Any], Iterable[Any]] | None = None,
         max_pages: int | None = None,
     ) -> Iterator[Any]:
-        """Yield every item of every page, fetching pages lazily."""
-        page: PageRequest | None = strategy.first(path, params)
-        key = items_key or strategy.items_key
-        seen: set[str] = set()
-        fetched = 0
-        while page is not None and (max_pages is None or fetched < max_pages):
-            marker = f"{page.target}?{sorted((page.params or {}).items())}"
-            if marker in seen:
-                raise HostError(f"{self.host} sent the same page twice", code="host_bad_response")
-            seen.add(marker)
-            response = self.request("GET", page.target, params=page.params)
-            fetched += 1
-            body = response.json()
-            items = list(extractor(body) if extractor else self._items(body, key))
-            yield from items
-            page = strategy.next_page(page, response.headers, body, len(items))
+        """Yield every item of every page, fetching pages lazily; ``headers`` go with each page."""
 
-    def _items(self, body: Any, key: str | None) -> list[Any]:
-        value = body.get(key) if key and isinstance(body, dict) else body
-        if not isinstance(value, list):
-            raise HostError(f"{self.host} answered with an unexpected page shape", code="host_bad_response")
-        return value
+        def fetch(page: PageRequest) -> HttpResponse:
+            return self.request("GET", page.target, params=page.params, headers=headers)
+
+        key = items_key or strategy.items_key
+        items = extractor or (lambda body: items_at(body, key, self.host))
+        return walk_pages(fetch, strategy.first(path, params), strategy, items, host=self.host, max_pages=max_pages)
 
     def request(
         self,
@@ -212,12 +212,24 @@ class HostHttpClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         expected: Collection[int] = SUCCESS,
         rate_resource: str | None = None,
+        secrets: Iterable[str] = (),
+        follow_redirects: bool = True,
     ) -> HttpResponse:
-        """Send one request (plus redirects and allowed retries); map every failure."""
+        """Send one request (plus redirects and allowed retries); map every failure.
+
+        ``json`` or ``form`` is the body; ``secrets`` are scrubbed from errors on top of
+        the credential; without ``follow_redirects`` a redirect is an unexpected status."""
+        if json is not None and form is not None:
+            raise ValueError("send either a JSON or a form body, not both")
         method = method.upper()
+        extra_secrets = list(secrets)
+        scrub = self._scrub.extended(extra_secrets) if extra_secrets else self._scrub
+        body = {"json": json} if form is None else {"data": form}
+        hops = MAX_REDIRECTS if follow_redirects else 0
         url = self._url(path_or_url)
         path = urllib.parse.urlsplit(url).path
         cache_key, cached = self._cached(method, url, params)
@@ -234,7 +246,7 @@ class HostHttpClient:
                 self._wait_for_budget(self._budget_key, reserve=False)
             self._wait_for_budget(bucket, reserve=True)
             try:
-                resp = self._send(method, url, params, json, send_headers)
+                resp = self._send(method, url, params, body, send_headers, hops, scrub)
             except HostUnavailable as e:
                 # a read timeout is not retried: a slow host would only get slower callers
                 read_timeout = isinstance(e.__cause__, requests.ReadTimeout)
@@ -269,10 +281,11 @@ class HostHttpClient:
                     self._sleep(wait)
                     continue
             break
-        result = HttpResponse(resp.status_code, resp.headers, resp.content, resp.url)
+        content = self._decode(resp.content) if self._decode is not None else resp.content
+        result = HttpResponse(resp.status_code, resp.headers, content, resp.url)
         log.debug("%s %s %s -> %s", method, self.host, path, resp.status_code)
         if resp.status_code not in expected:
-            raise host_error(self.host, f"{method} {path}", result.status, result.headers, result.body, self._scrub)
+            raise host_error(self.host, f"{method} {path}", result.status, result.headers, result.body, scrub)
         if cache_key and resp.status_code == 200 and result.etag and self._etags is not None:
             self._etags.set(cache_key, CachedResponse(result.etag, 200, result.body, kept_headers(result.headers)))
         return result
@@ -341,11 +354,18 @@ class HostHttpClient:
         return f"{self.host} rate limit reached for these credentials; retry after {_dt(until):%H:%M:%S} UTC"
 
     def _send(
-        self, method: str, url: str, params: Mapping[str, Any] | None, body: Any, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        max_hops: int,
+        scrub: Scrubber,
     ) -> requests.Response:
-        """One request, following up to MAX_REDIRECTS redirects ourselves: each hop is
+        """One request, following up to ``max_hops`` redirects ourselves: each hop is
         re-checked and credentials go only to the base URL's origin."""
-        for _hop in range(MAX_REDIRECTS + 1):
+        for _hop in range(max_hops + 1):
             same_origin = _origin(urllib.parse.urlsplit(url)) == self._origin
             hop_headers = {k: v for k, v in headers.items() if same_origin or k.lower() not in self._sensitive}
             try:
@@ -353,7 +373,7 @@ class HostHttpClient:
                     method,
                     url,
                     params=params,
-                    json=body,
+                    **body,
                     headers=hop_headers,
                     auth=self._auth_obj if same_origin else None,
                     timeout=self._timeout,
@@ -365,17 +385,17 @@ class HostHttpClient:
             except requests.ConnectionError as e:
                 raise HostUnavailable(f"could not connect to {self.host}") from e
             except requests.RequestException as e:
-                raise HostError(f"request to {self.host} failed: {self._scrub(type(e).__name__)}") from e
+                raise HostError(f"request to {self.host} failed: {scrub(type(e).__name__)}") from e
             location = resp.headers.get("location")
-            if resp.status_code not in _REDIRECTS or not location:
+            if resp.status_code not in _REDIRECTS or not location or max_hops == 0:
                 return resp
             resp.close()
             url = urllib.parse.urljoin(resp.url, location)
             check_url(url, allow_private=self._allow_private, resolve=False)
             params = None  # the Location carries its own query
             if resp.status_code == 303 or (resp.status_code in (301, 302) and method not in _IDEMPOTENT):
-                method, body = "GET", None
-        raise HostError(f"{self.host} redirected more than {MAX_REDIRECTS} times", code="host_redirect_loop")
+                method, body = "GET", {}
+        raise HostError(f"{self.host} redirected more than {max_hops} times", code="host_redirect_loop")
 
 
 def _dt(epoch: float) -> datetime:

@@ -13,8 +13,11 @@ import binascii
 import json
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
+
+import requests
+from requests.auth import AuthBase
 
 from connect_app.errors import (
     AppError,
@@ -51,8 +54,30 @@ class Scrubber:
                 found.update({user_pass, user_pass.partition(":")[2]})
         self._secrets |= {s for s in found if len(s) >= 4}
 
+    def add_auth_object(self, auth: AuthBase, url: str, sensitive: Collection[str]) -> None:
+        """Learn what a ``requests`` auth object sends: its ``password``/``token``
+        attributes and the ``sensitive`` headers it sets on a probe request to ``url``."""
+        for attr in ("password", "token"):
+            value = getattr(auth, attr, None)
+            if isinstance(value, str | bytes):
+                self.add([value.decode() if isinstance(value, bytes) else value])
+        try:
+            probe = auth(requests.Request("GET", url).prepare())
+        except Exception:  # an auth object that cannot sign a probe just teaches us nothing
+            return
+        for name, value in probe.headers.items():
+            if name.lower() in sensitive:
+                self.add_header_value(value)
+
     def add(self, values: Iterable[str]) -> None:
         self._secrets |= {s for s in values if len(s) >= 4}
+
+    def extended(self, values: Iterable[str]) -> Scrubber:
+        """A copy that also knows ``values`` (secrets of one request, e.g. an OAuth code)."""
+        copy = Scrubber()
+        copy._secrets = set(self._secrets)
+        copy.add(values)
+        return copy
 
     @property
     def secrets(self) -> frozenset[str]:
@@ -63,6 +88,20 @@ class Scrubber:
             text = text.replace(secret, "[redacted]")
             text = text.replace(urllib.parse.quote(secret, safe=""), "[redacted]")
         return text
+
+
+class HostStatusError(HostError):
+    """A status the caller did not expect and no other error names (400, 405, 3xx...).
+
+    ``host_status`` is what the host answered and ``detail`` its own (scrubbed) words, so a
+    caller can react to one refusal, e.g. GitLab refusing keyset pagination or an OAuth
+    token endpoint refusing a grant with 400 ``invalid_grant``.
+    """
+
+    def __init__(self, message: str, *, host_status: int, detail: str = "") -> None:
+        super().__init__(message)
+        self.host_status = host_status
+        self.detail = detail
 
 
 def describe(value: Any, depth: int = 0) -> str:
@@ -131,4 +170,4 @@ def host_error(
         return HostError(f"{host} rejected {where} ({status}){said}", code="host_rejected", status=status)
     if status >= 500:
         return HostUnavailable(f"{host} failed with {status} on {where}{said}")
-    return HostError(f"{host} answered {status} to {where}{said}")
+    return HostStatusError(f"{host} answered {status} to {where}{said}", host_status=status, detail=detail)

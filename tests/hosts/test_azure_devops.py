@@ -281,9 +281,12 @@ def test_branches_follow_continuation_token(stub: tuple[Stub, LoopbackServer]) -
     app, server = stub
     page = http_example("refs", "GET__git_repositories__repositoryId__refs_heads.json")
 
+    second = {**page, "value": [{**ref, "name": ref["name"] + "-2"} for ref in page["value"]]}
+
     def handler(request: Request) -> Response:
-        more = {} if request.args.get("continuationToken") else {"x-ms-continuationtoken": "next-1"}
-        return Response(json.dumps(page), headers=more, content_type="application/json")
+        if request.args.get("continuationToken"):
+            return Response(json.dumps(second), content_type="application/json")
+        return Response(json.dumps(page), headers={"x-ms-continuationtoken": "next-1"}, content_type="application/json")
 
     app.routes[("GET", f"/fabrikam/MyProject/_apis/git/repositories/{REPO_ID}/refs")] = handler
     branches = list(stub_host(server).list_branches(REPO))
@@ -381,6 +384,9 @@ def test_repository_permission(
     assert stub_host(server).repository_permission(REPO, user) is expected
     assert app.seen[0].headers["Authorization"] == "Basic " + base64.b64encode(b":user-pat-1234").decode()
     if contribute is not None:
+        # preview-only resource: a plain "7.1" would be refused with a 400
+        assert app.seen[1].args["api-version"] == "7.1-preview"
+        assert app.seen[1].args["alwaysAllowAdministrators"] == "false"
         assert (
             app.seen[1].args["tokens"]
             == "repoV2/6ce954b1-ce1f-45d1-b94d-e6bf2464ba2c/5febef5a-833d-4e14-b9c0-14cb638f91e6"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connect_app.errors import AppError, HostAuthError, HostNotFound, HostUnavailable
+from connect_app.errors import AppError, HostAuthError, HostError, HostNotFound, HostUnavailable
 from connect_app.hosts.base import (
     AuthType,
     Capability,
@@ -19,7 +19,7 @@ from connect_app.hosts.base import (
     PullRequestState,
     RemoteRepository,
 )
-from connect_app.hosts.gerrit import GerritHost, parse_json, parse_timestamp, state_of, strip_xssi
+from connect_app.hosts.gerrit import GerritHost, parse_timestamp, state_of, strip_xssi
 from tests.hosts.doc_stub import Answer, Call, DocStub, fixture_bytes, serve_stub
 
 PASSWORD = "Gerr1tHttpPassw0rd"
@@ -67,10 +67,14 @@ def test_capabilities_say_what_gerrit_cannot_do(stub: DocStub) -> None:
         host.register_webhook(repo(), "https://app.test/hook", "s")
 
 
-def test_xssi_prefix_is_stripped() -> None:
+def test_xssi_prefix_is_stripped_by_the_shared_clients_hook(stub: DocStub) -> None:
     assert strip_xssi(b")]}'\n[1]") == b"\n[1]"
-    assert parse_json(fixture_bytes("gerrit", "account_self.txt"), "h")["username"] == "john"
-    assert parse_json(b'{"a": 1}', "h") == {"a": 1}  # tolerated without the prefix too
+    assert strip_xssi(b'{"a": 1}') == b'{"a": 1}'  # tolerated without the prefix too
+    stub.on("GET", "/a/accounts/self", Answer(body=b'{"username": "plain"}'))
+    assert gerrit(stub).validate_credentials() == "plain"
+    stub.on("GET", "/a/accounts/self", Answer(body=b")]}'\n{not json"))
+    with pytest.raises(HostError, match="valid JSON"):
+        gerrit(stub).validate_credentials()
 
 
 def test_validate_credentials_uses_basic_auth_under_a(stub: DocStub) -> None:
@@ -104,6 +108,14 @@ def test_list_projects_pages_with_n_and_s(stub: DocStub, monkeypatch: pytest.Mon
     assert [(c.arg("n"), c.arg("S")) for c in stub.calls] == [("4", "0"), ("4", "4")]
     assert "d" in stub.calls[0].args and stub.calls[0].arg("type") == "CODE"
     assert repos[0].namespace == "external" and repos[0].clone_url == f"{stub.url}/a/external/bison"
+
+
+def test_a_server_ignoring_skip_is_not_paged_forever(stub: DocStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("connect_app.hosts.gerrit.PAGE_SIZE", 2)
+    stub.on("GET", "/a/projects/work%2Fmy-project/branches/", doc("branches.txt"))  # the same full page
+    with pytest.raises(HostError, match="same page twice"):
+        list(gerrit(stub).list_branches(repo()))
+    assert [c.arg("S") for c in stub.calls] == ["0", "4"]
 
 
 def test_branches_skip_non_branch_refs_and_encode_names(stub: DocStub) -> None:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from connect_app.errors import (
     HostPermissionDenied,
     HostUnavailable,
     RateLimited,
+    ValidationError,
 )
 from connect_app.hosts.base import (
     AuthType,
@@ -33,6 +35,7 @@ from connect_app.hosts.base import (
 )
 from connect_app.hosts.gitlab import GitLabHost, GitLabSelfManagedHost, access_to_permission
 from connect_app.hosts.gitlab_events import signing_token_for
+from connect_app.hosts.http_errors import HostStatusError
 from tests.hosts.doc_stub import Answer, Call, DocStub, fixture, fixture_bytes, serve_stub
 
 TOKEN = "glpat-Sup3rSecretTokenValue123"
@@ -58,6 +61,10 @@ def host(stub: DocStub, **kw: object) -> GitLabSelfManagedHost:
     return GitLabSelfManagedHost(
         creds, base_url=stub.url, allow_private=True, sleep=lambda _s: None, clock=lambda: NOW, **kw
     )
+
+
+def form(call: Call) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(call.body.decode(), keep_blank_values=True))
 
 
 def repo(external_id: str = "6") -> RemoteRepository:
@@ -152,6 +159,50 @@ def test_list_repositories_follows_keyset_link_pages(stub: DocStub) -> None:
     ]
     assert repos[0].clone_url == "http://example.com/diaspora/diaspora-client.git"
     assert repos[1].default_branch == "master" and repos[1].private
+
+
+def test_list_repositories_falls_back_to_offset_when_keyset_is_refused(stub: DocStub) -> None:
+    def projects(call: Call) -> Answer:
+        if call.arg("pagination") == "keyset":
+            return Answer(405, fixture_bytes("gitlab", "keyset_refused.json"), {"Content-Type": "application/json"})
+        if call.arg("page") is None:
+            return Answer(body=fixture_bytes("gitlab", "projects_simple.json"), headers={"X-Next-Page": "2"})
+        return Answer(body=[fixture("gitlab", "project_puppet.json")], headers={"X-Next-Page": ""})
+
+    stub.on("GET", "/api/v4/projects", projects)
+    repos = list(host(stub).list_repositories())
+    assert [r.external_id for r in repos] == ["4", "6"]
+    assert [(c.arg("pagination"), c.arg("page")) for c in stub.calls] == [("keyset", None), (None, None), (None, "2")]
+    offset = stub.calls[1]
+    assert {k: offset.arg(k) for k in ("membership", "simple", "per_page", "order_by", "sort")} == {
+        "membership": "true",
+        "simple": "true",
+        "per_page": "100",
+        "order_by": "id",
+        "sort": "asc",
+    }
+
+
+def test_keyset_fallback_only_for_a_refusal_of_the_first_page(stub: DocStub) -> None:
+    stub.on("GET", "/api/v4/projects", Answer(403, {"message": "403 Forbidden"}))
+    with pytest.raises(HostPermissionDenied):
+        list(host(stub).list_repositories())
+    assert len(stub.calls) == 1  # a 403 is not a keyset refusal: no second request
+
+    stub.reset()
+
+    def projects(call: Call) -> Answer:
+        if call.arg("id_after") is None:
+            next_url = f"{stub.url}/api/v4/projects?pagination=keyset&order_by=id&sort=asc&id_after=4&per_page=100"
+            return Answer(
+                body=fixture_bytes("gitlab", "projects_simple.json"), headers={"Link": f'<{next_url}>; rel="next"'}
+            )
+        return Answer(405, fixture_bytes("gitlab", "keyset_refused.json"))
+
+    stub.on("GET", "/api/v4/projects", projects)
+    with pytest.raises(HostStatusError) as e:
+        list(host(stub).list_repositories())
+    assert e.value.host_status == 405 and len(stub.calls) == 2  # restarting would repeat project 4
 
 
 def test_group_repositories_follow_x_next_page(stub: DocStub) -> None:
@@ -370,16 +421,56 @@ def test_oauth_authorize_exchange_refresh(stub: DocStub) -> None:
     assert url.startswith(f"{stub.url}/oauth/authorize?")
     assert "state=st4te" in url and "response_type=code" in url and "client_id=app-id" in url
     tokens = gitlab.exchange_code(code="c0de", redirect_uri="https://app.test/oauth/gitlab")
-    assert stub.calls[0].json() == {
+    # docs.gitlab.com/api/oauth2/ "Authorization code flow": a form body (RestClient.post with a query string)
+    # 'client_id=APP_ID&client_secret=APP_SECRET&code=RETURNED_CODE&grant_type=authorization_code&redirect_uri=...'
+    assert stub.calls[0].headers["content-type"] == "application/x-www-form-urlencoded"
+    assert form(stub.calls[0]) == {
         "client_id": "app-id",
         "client_secret": "app-secret-value",
         "grant_type": "authorization_code",
         "code": "c0de",
         "redirect_uri": "https://app.test/oauth/gitlab",
     }
-    assert "private-token" not in stub.calls[0].headers
+    assert "private-token" not in stub.calls[0].headers and "authorization" not in stub.calls[0].headers
     assert tokens.refresh_token == "8257e65c97202ed1726cf9571600918f3bffb2544b26e00a61df9897668c33a1"
-    assert tokens.expires_at == datetime.fromtimestamp(1607635748 + 7200, tz=UTC)
+    assert tokens.expires_at == datetime.fromtimestamp(1607635748 + 7200, tz=UTC)  # created_at + expires_in
+    # 'client_id=APP_ID&client_secret=APP_SECRET&refresh_token=REFRESH_TOKEN&grant_type=refresh_token&redirect_uri=...'
+    gitlab.refresh(tokens.refresh_token, redirect_uri="https://app.test/oauth/gitlab")
+    assert form(stub.calls[1]) == {
+        "client_id": "app-id",
+        "client_secret": "app-secret-value",
+        "grant_type": "refresh_token",
+        "refresh_token": tokens.refresh_token,
+        "redirect_uri": "https://app.test/oauth/gitlab",
+    }
     gitlab.refresh(tokens.refresh_token)
-    assert stub.calls[1].json()["grant_type"] == "refresh_token"
+    assert "redirect_uri" not in form(stub.calls[2]) and form(stub.calls[2])["grant_type"] == "refresh_token"
     assert "8257e65c" not in repr(tokens)
+
+
+def test_oauth_scopes_are_space_separated_and_state_is_required(stub: DocStub) -> None:
+    gitlab = host(stub, client_id="app-id", client_secret="app-secret-value")
+    url = urllib.parse.urlsplit(
+        gitlab.authorize_url(state="a b&c=d", redirect_uri="https://app.test/cb", scopes=["read_user", "profile"])
+    )
+    query = dict(urllib.parse.parse_qsl(url.query))
+    assert (url.path, query["scope"], query["state"]) == ("/oauth/authorize", "read_user profile", "a b&c=d")
+    with pytest.raises(ValidationError):
+        gitlab.authorize_url(state="", redirect_uri="https://app.test/cb")
+    with pytest.raises(ValidationError, match="application id and secret"):
+        host(stub).authorize_url(state="s", redirect_uri="https://app.test/cb")
+
+
+def test_oauth_refused_grant_is_an_auth_error_without_secrets(stub: DocStub) -> None:
+    # Doorkeeper's RFC 6749 §5.2 answer to a used or expired code
+    refusal = {
+        "error": "invalid_grant",
+        "error_description": "The provided authorization grant is invalid, expired, revoked, does not match "
+        "the redirection URI used in the authorization request, or was issued to another client.",
+    }
+    stub.on("POST", "/oauth/token", Answer(400, refusal))
+    gitlab = host(stub, client_id="app-id", client_secret="app-secret-value")
+    with pytest.raises(HostAuthError) as e:
+        gitlab.exchange_code(code="c0de-used", redirect_uri="https://app.test/cb")
+    assert "invalid_grant" in str(e.value) and "grant is invalid" in str(e.value)
+    assert "app-secret-value" not in str(e.value) and "c0de-used" not in str(e.value)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +25,7 @@ from connect_app.errors import (
 from connect_app.hosts import pagination
 from connect_app.hosts.etags import EtagCache, MemoryEtagCache, RedisEtagCache
 from connect_app.hosts.http import HostHttpClient, credential_fingerprint
+from connect_app.hosts.http_errors import HostStatusError
 from connect_app.hosts.ratelimit import BudgetStore, MemoryBudgetStore, RedisBudgetStore
 from tests.support.stub_host import FakeClock, Handler, Reply, Seen, StubHost, loopback_only
 
@@ -259,7 +262,7 @@ def test_pagination_loop_is_detected(make_stub: Callable[[Handler], StubHost], c
             400,
             {"errors": [{"context": None, "message": "Branch name is invalid", "exceptionName": "x"}]},
             {},
-            HostError,
+            HostStatusError,
             "host_error",
             "Branch name is invalid",
         ),
@@ -283,6 +286,19 @@ def test_status_mapping(
     assert exc.value.code == code
     assert says in str(exc.value)
     assert "stub" not in str(exc.value) and "Traceback" not in str(exc.value)
+
+
+@pytest.mark.parametrize("status", [400, 405, 418])
+def test_an_unexpected_status_carries_the_status_and_the_hosts_words(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock, status: int
+) -> None:
+    # GitLab's refusal of keyset pagination (lib/api/helpers/pagination_strategies.rb)
+    refusal = {"error": "Keyset pagination is not yet available for this type of request"}
+    stub = make_stub(lambda seen: Reply(status, refusal))
+    with pytest.raises(HostStatusError) as exc:
+        client_for(stub, clock).get_json("/projects", params={"pagination": "keyset"})
+    assert exc.value.host_status == status and exc.value.status == 502  # our answer stays a 502
+    assert exc.value.detail == refusal["error"] and exc.value.code == "host_error"
 
 
 def test_gitlab_field_errors_are_readable(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
@@ -671,3 +687,144 @@ def test_invalid_json_is_a_host_error(make_stub: Callable[[Handler], StubHost], 
     with pytest.raises(HostError) as exc:
         client_for(stub, clock).get_json("/x")
     assert exc.value.code == "host_bad_response"
+
+
+# --- form bodies (OAuth token endpoints) --------------------------------------------------
+
+
+def test_post_form_sends_a_form_and_reads_json(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
+    stub = make_stub(lambda seen: Reply(200, {"access_token": "at-1", "token_type": "bearer"}))
+    client = client_for(stub, clock, auth=None)
+    form = {"grant_type": "authorization_code", "code": "c/de+1", "redirect_uri": "https://app.test/cb?x=1"}
+    assert client.post_form("/oauth/token", form) == {"access_token": "at-1", "token_type": "bearer"}
+    [seen] = stub.seen
+    assert seen.method == "POST" and seen.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert dict(urllib.parse.parse_qsl(seen.body.decode())) == form
+    assert seen.headers["accept"] == "application/json"
+
+
+def test_post_form_to_an_absolute_url_of_the_same_origin_only(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    stub = make_stub(lambda seen: Reply(200, {"ok": True}))
+    client = client_for(stub, clock, auth=None)
+    assert client.post_form(f"{stub.url}/login/oauth/access_token", {"a": "b"}) == {"ok": True}
+    with pytest.raises(HostError, match="another host"):
+        client.post_form("http://169.254.169.254/latest/api/token", {"a": "b"})
+    assert len(stub.seen) == 1
+
+
+def test_post_form_never_follows_a_redirect(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
+    other = make_stub(lambda seen: Reply(200, {"stolen": True}))
+    stub = make_stub(lambda seen: Reply(307, headers={"Location": f"{other.url}/collect"}))
+    with pytest.raises(HostStatusError) as exc:
+        client_for(stub, clock, auth=None).post_form("/oauth/token", {"client_secret": "cs-very-secret"})
+    assert exc.value.host_status == 307
+    assert len(stub.seen) == 1 and other.seen == []
+
+
+def test_post_form_scrubs_secret_fields_from_errors(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
+    def echo(seen: Seen) -> Reply:
+        form = dict(urllib.parse.parse_qsl(seen.body.decode()))
+        said = f"{form['grant_type']}: {form['code']} / {form['client_secret']}"
+        return Reply(400, {"error": "invalid_grant", "error_description": said})
+
+    stub = make_stub(echo)
+    form = {"grant_type": "authorization_code", "code": "the-one-time-code", "client_secret": "cs-very-secret"}
+    with pytest.raises(HostStatusError) as exc:
+        client_for(stub, clock, auth=None).post_form("/oauth/token", form)
+    text = f"{exc.value} {exc.value.detail}"
+    assert "the-one-time-code" not in text and "cs-very-secret" not in text
+    assert "invalid_grant" in text and "authorization_code" in text  # public fields stay readable
+
+
+def test_post_form_spends_the_rate_budget_and_is_not_retried(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    reset = clock.now + 60
+    stub = make_stub(lambda seen: Reply(502, {"message": "bad gateway"}, github_limits(0, reset)))
+    store = MemoryBudgetStore()
+    client = client_for(stub, clock, auth=None, budget_store=store)
+    with pytest.raises(HostUnavailable):
+        client.post_form("/oauth/token", {"a": "b"})
+    assert len(stub.seen) == 1  # a POST is never retried
+    budget = client.budget()
+    assert budget is not None and budget.remaining == 0
+    with pytest.raises(RateLimited):
+        client_for(stub, clock, auth=None, budget_store=store, max_wait_seconds=1).post_form("/oauth/token", {"a": "b"})
+    assert len(stub.seen) == 1  # the second client honoured the budget it shares, unsent
+
+
+def test_post_form_has_a_timeout(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
+    stub = make_stub(lambda seen: Reply(200, {"late": True}, delay=1.0))
+    with pytest.raises(HostUnavailable, match="did not answer in time"):
+        client_for(stub, clock, auth=None, timeout=(1.0, 0.2)).post_form("/oauth/token", {"a": "b"})
+
+
+def test_json_and_form_bodies_are_exclusive(make_stub: Callable[[Handler], StubHost], clock: FakeClock) -> None:
+    stub = make_stub(lambda seen: Reply(200, {}))
+    with pytest.raises(ValueError):
+        client_for(stub, clock).request("POST", "/x", json={"a": 1}, form={"b": "2"})
+    assert stub.seen == []
+
+
+# --- paginate(headers=...) and the body-decoding hook ------------------------------------------
+
+
+def test_paginate_sends_extra_headers_with_every_page(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    def handler(seen: Seen) -> Reply:
+        page = _page(seen)
+        links = {"Link": f'<{stub.url}/repos?page={page + 1}>; rel="next"'} if page < 2 else {}
+        return Reply(200, [page], links)
+
+    stub = make_stub(handler)
+    preview = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    assert list(client_for(stub, clock).paginate("/repos", headers=preview)) == [1, 2]
+    assert [(s.headers["accept"], s.headers["x-github-api-version"]) for s in stub.seen] == [
+        ("application/vnd.github+json", "2022-11-28")
+    ] * 2
+    assert all(s.headers["authorization"] == f"Bearer {TOKEN}" for s in stub.seen)
+
+
+def test_decode_body_hook_serves_json_pages_and_errors(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    def handler(seen: Seen) -> Reply:
+        if seen.path == "/missing":
+            return Reply(404, b')]}\'\n{"message": "No such project"}', {"Content-Type": "application/json"})
+        skip = int(seen.query["S"])
+        items = [{"n": skip + i} for i in range(2 if skip < 4 else 1)]
+        return Reply(200, b")]}'\n" + json.dumps(items).encode(), {"Content-Type": "application/json"})
+
+    stub = make_stub(handler)
+    client = client_for(stub, clock, decode_body=lambda body: body.removeprefix(b")]}'"))
+    strategy = pagination.TopSkipPagination(2, items_key=None, top_param="n", skip_param="S")
+    assert [i["n"] for i in client.paginate("/changes/", strategy=strategy)] == [0, 1, 2, 3, 4]
+    assert [(s.query["n"], s.query["S"]) for s in stub.seen] == [("2", "0"), ("2", "2"), ("2", "4")]
+    with pytest.raises(HostNotFound, match="No such project"):
+        client.get_json("/missing")
+
+
+def test_more_flag_on_the_last_item_asks_for_another_page(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    def handler(seen: Seen) -> Reply:
+        skip = int(seen.query["S"])
+        return Reply(200, [{"id": skip, "_more_changes": True}] if skip == 0 else [{"id": skip}])
+
+    stub = make_stub(handler)
+    strategy = pagination.TopSkipPagination(
+        10, items_key=None, top_param="n", skip_param="S", more_flag="_more_changes"
+    )
+    assert [i["id"] for i in client_for(stub, clock).paginate("/changes/", strategy=strategy)] == [0, 1]
+
+
+def test_a_host_repeating_a_page_under_a_new_offset_is_stopped(
+    make_stub: Callable[[Handler], StubHost], clock: FakeClock
+) -> None:
+    stub = make_stub(lambda seen: Reply(200, [1, 2]))  # ignores $skip
+    with pytest.raises(HostError, match="same page twice"):
+        list(client_for(stub, clock).paginate("/items", strategy=pagination.TopSkipPagination(2, items_key=None)))
+    assert len(stub.seen) == 2
