@@ -45,6 +45,7 @@ class AuthType(StrEnum):
     PASSWORD = "password"  # noqa: S105 - an auth type name, not a secret
     AWS = "aws"  # access key id + secret (+ region)
     NONE = "none"  # public repositories (plain git)
+    SSH_KEY = "ssh_key"  # plain git over ssh: token = private key, extra["known_host_key"] pins the server
 
 
 class PullRequestState(StrEnum):

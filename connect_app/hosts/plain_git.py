@@ -28,11 +28,12 @@ from connect_app.hosts.base import (
     WebhookRegistration,
 )
 from connect_app.indexing.git import GitRunner, validate_clone_url, validate_ref_name
+from connect_app.indexing.git_safety import network_form
 
 INFO = ProviderInfo(
     id=ProviderId.GIT,
     name="Git (any server)",
-    auth_types=(AuthType.NONE, AuthType.PASSWORD, AuthType.PAT),
+    auth_types=(AuthType.NONE, AuthType.PASSWORD, AuthType.PAT, AuthType.SSH_KEY),
     self_hosted=True,
     capabilities=frozenset({Capability.CREATE_BRANCH}),
 )
@@ -72,6 +73,13 @@ class PlainGitHost:
             raise ValidationError(f"plain git does not support {credentials.auth_type.value} credentials")
         # Spelling only: no DNS at construction. Every git call re-checks and pins the address.
         self._url = validate_clone_url(clone_url, allow_private=allow_private, resolve=False)
+        if credentials.auth_type is AuthType.SSH_KEY:
+            scheme = network_form(self._url, allow_private=allow_private, resolve=False)[0]
+            if scheme != "ssh" or not credentials.token:
+                raise ValidationError(
+                    "an SSH key needs an ssh:// (or user@host:path) clone URL and the private key",
+                    code="ssh_key_mismatch",
+                )
         self._credentials = credentials
         self._runner = runner or GitRunner(allow_private=allow_private)
 
@@ -105,6 +113,8 @@ class PlainGitHost:
             return GitAuth(username=c.username, password=c.password)
         if c.auth_type is AuthType.PAT:
             return GitAuth(username=c.username or PAT_DEFAULT_USERNAME, password=c.token)
+        if c.auth_type is AuthType.SSH_KEY:
+            return GitAuth(ssh_private_key=c.token, ssh_known_host_key=c.extra.get("known_host_key"))
         return GitAuth()
 
     def list_branches(self, repo: RemoteRepository) -> Iterator[RemoteBranch]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +17,7 @@ from connect_app.errors import (
     ValidationError,
 )
 from connect_app.hosts.base import AuthType, Capability, Credentials, GitHost, ProviderId, RemoteRepository
-from connect_app.hosts.plain_git import PlainGitHost, repository_key
+from connect_app.hosts.plain_git import PAT_DEFAULT_USERNAME, PlainGitHost, repository_key
 from tests.support.git_fixtures import ServedRepo
 from tests.support.git_server import GitHttpServer, make_repo, run_git
 
@@ -36,7 +38,7 @@ def test_provider_info() -> None:
     info = PlainGitHost.info
     assert info.id is ProviderId.GIT and info.self_hosted
     assert info.capabilities == frozenset({Capability.CREATE_BRANCH})
-    assert set(info.auth_types) == {AuthType.NONE, AuthType.PASSWORD, AuthType.PAT}
+    assert set(info.auth_types) == {AuthType.NONE, AuthType.PASSWORD, AuthType.PAT, AuthType.SSH_KEY}
 
 
 def test_implements_the_protocol(git_repo: ServedRepo) -> None:
@@ -156,3 +158,31 @@ def test_unsupported_credentials_and_operations(git_repo: ServedRepo) -> None:
         with pytest.raises(Unsupported):
             call()
     assert host.rate_budget() is None
+
+
+# --------------------------------------------------------------------------- ssh keys
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="the OpenSSH client ('ssh') is not installed")
+def test_ssh_key_credentials_over_a_real_ssh_server(tmp_path: Path) -> None:
+    from tests.support.ssh_git_server import SshGitServer
+
+    with SshGitServer(tmp_path / "repos") as server:
+        server.add_repo("app", make_repo)
+        url = server.url_for("app")
+        creds = Credentials(
+            AuthType.SSH_KEY,
+            token=server.client_private_key,
+            extra={"known_host_key": server.host_key_line},
+        )
+        host = PlainGitHost(url, creds, allow_private=True)
+        assert host.validate_credentials() == PAT_DEFAULT_USERNAME
+        [repo] = host.list_repositories()
+        assert {b.name for b in host.list_branches(repo)} >= {"main", "feature/ABC-12-fix"}
+        assert server.client_private_key not in repr(host.git_auth())
+
+
+def test_ssh_key_needs_an_ssh_url() -> None:
+    with pytest.raises(ValidationError) as err:
+        PlainGitHost("https://git.example.com/a.git", Credentials(AuthType.SSH_KEY, token="k"), allow_private=False)
+    assert err.value.code == "ssh_key_mismatch"
