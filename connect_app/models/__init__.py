@@ -3,12 +3,14 @@
 from connect_app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, utcnow
 from connect_app.models.branch import Branch
 from connect_app.models.commit import Commit
+from connect_app.models.devinfo_state import DevinfoRepositoryState, DevinfoStatus, DevinfoTenantState
 from connect_app.models.index_run import IndexRun, RunKind, RunStatus, Trigger
 from connect_app.models.integration import Integration, IntegrationStatus, RepositorySelection
 from connect_app.models.issue_link import IssueLink, LinkKind, LinkSource
 from connect_app.models.jira_project import JiraProject
 from connect_app.models.pull_request import PullRequestRecord
 from connect_app.models.repository import Repository, RepositoryStatus
+from connect_app.models.smart_commit import SmartCommitExecution, SmartCommitMode, SmartCommitStatus
 from connect_app.models.tag import Tag
 from connect_app.models.tenant import Tenant
 from connect_app.models.webhook_delivery import DeliveryStatus, WebhookDelivery
@@ -18,6 +20,9 @@ __all__ = [
     "Branch",
     "Commit",
     "DeliveryStatus",
+    "DevinfoRepositoryState",
+    "DevinfoStatus",
+    "DevinfoTenantState",
     "IndexRun",
     "Integration",
     "IntegrationStatus",
@@ -31,6 +36,9 @@ __all__ = [
     "RepositoryStatus",
     "RunKind",
     "RunStatus",
+    "SmartCommitExecution",
+    "SmartCommitMode",
+    "SmartCommitStatus",
     "Tag",
     "Tenant",
     "TenantScoped",

@@ -152,9 +152,7 @@ def test_token_issued_in_the_future_is_rejected() -> None:
 def test_missing_exp_is_rejected() -> None:
     claims = _claims()
     del claims["exp"]
-    assert_rejected(
-        "jwt_missing_claim", verify, _forge({"alg": "HS256", "typ": "JWT"}, claims, SECRET.encode())
-    )
+    assert_rejected("jwt_missing_claim", verify, _forge({"alg": "HS256", "typ": "JWT"}, claims, SECRET.encode()))
 
 
 @pytest.mark.parametrize("bad_exp", ["9999999999", True, float("nan"), float("inf")])
@@ -209,9 +207,7 @@ def test_empty_secret_never_verifies() -> None:
 def _signed_raw(header: bytes, payload: bytes) -> str:
     """Correctly HS256-signed segments whose *content* is wrong."""
     signing_input = f"{_b64(header)}.{_b64(payload)}"
-    return (
-        f"{signing_input}.{_b64(hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())}"
-    )
+    return f"{signing_input}.{_b64(hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest())}"
 
 
 @pytest.mark.parametrize(
@@ -328,9 +324,7 @@ def test_mutated_request_tokens_never_verify(data: st.DataObject) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.text(max_size=400) | st.from_regex(r"[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,60}")
-)
+@given(st.text(max_size=400) | st.from_regex(r"[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,60}\.[A-Za-z0-9_-]{0,60}"))
 def test_random_text_only_ever_raises_auth_error(text: str) -> None:
     with pytest.raises(AuthError):
         verify(text)
@@ -365,9 +359,7 @@ def other_rsa_key() -> rsa.RSAPrivateKey:
 
 
 def pem(public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass
@@ -494,9 +486,7 @@ def fetcher(server: KeyServer, **kw: Any) -> InstallKeyFetcher:
     return InstallKeyFetcher(server.url, session=LoopbackOnlySession(), **kw)
 
 
-def test_signed_install_verifies_with_the_served_key(
-    key_server: KeyServer, rsa_key: rsa.RSAPrivateKey
-) -> None:
+def test_signed_install_verifies_with_the_served_key(key_server: KeyServer, rsa_key: rsa.RSAPrivateKey) -> None:
     key_server.keys["k1"] = pem(rsa_key.public_key())
     keys = fetcher(key_server)
     verified = verify_install(install_token(rsa_key), keys)
@@ -553,9 +543,7 @@ def test_install_context_token_is_rejected(rsa_key: rsa.RSAPrivateKey) -> None:
 
 def test_expired_install_token_is_rejected(rsa_key: rsa.RSAPrivateKey) -> None:
     token = install_token(rsa_key)
-    assert_rejected(
-        "jwt_expired", verify_install, token, StaticKeys({"k1": rsa_key.public_key()}), now=NOW + 500
-    )
+    assert_rejected("jwt_expired", verify_install, token, StaticKeys({"k1": rsa_key.public_key()}), now=NOW + 500)
 
 
 def test_install_token_without_kid_is_rejected(rsa_key: rsa.RSAPrivateKey) -> None:
@@ -581,9 +569,7 @@ def test_install_token_without_kid_is_rejected(rsa_key: rsa.RSAPrivateKey) -> No
         "k 1",
     ],
 )
-def test_unsafe_kid_is_rejected_without_a_request(
-    key_server: KeyServer, rsa_key: rsa.RSAPrivateKey, kid: str
-) -> None:
+def test_unsafe_kid_is_rejected_without_a_request(key_server: KeyServer, rsa_key: rsa.RSAPrivateKey, kid: str) -> None:
     keys = fetcher(key_server)
     assert_rejected("jwt_bad_kid", keys.get, kid)
     assert_rejected("jwt_bad_kid", verify_install, install_token(rsa_key, kid=kid), keys)
@@ -675,9 +661,7 @@ def test_fetcher_is_thread_safe(key_server: KeyServer, rsa_key: rsa.RSAPrivateKe
     key_server.delay = 0.05
     keys = fetcher(key_server)
     results: list[Any] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(keys.get("k1").public_numbers())) for _ in range(8)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(keys.get("k1").public_numbers())) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
@@ -700,9 +684,7 @@ def test_app_token_binds_the_request_relative_to_the_tenant() -> None:
         tenant_base_url="https://acme.jira.com/jira/",
         now=NOW,
     )
-    claims = pyjwt.decode(
-        token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
-    )
+    claims = pyjwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
     assert claims["iss"] == "git-connect-for-jira"
     assert claims["exp"] - claims["iat"] == 180
     assert claims["qsh"] == query_string_hash("POST", "/rest/api/3/permissions/check", {"x": ["a b"]})

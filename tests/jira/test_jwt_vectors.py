@@ -48,11 +48,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 
 def _base_url(name: str) -> str:
     # The one vector whose app is served below a path says so only in its name.
-    return (
-        "https://example.com/base"
-        if name.startswith("Add-on baseUrl contains path")
-        else "https://example.com"
-    )
+    return "https://example.com/base" if name.startswith("Add-on baseUrl contains path") else "https://example.com"
 
 
 def test_all_79_vectors_are_present() -> None:
@@ -70,10 +66,7 @@ def test_vector(vector: dict[str, str]) -> None:
     assert canonical_request("GET", path, url.query) == expected
     decoded = parse_qs(url.query, keep_blank_values=True)
     assert canonical_request("GET", path, decoded) == expected
-    assert (
-        canonical_request("GET", path, MultiDict([(k, v) for k, vs in decoded.items() for v in vs]))
-        == expected
-    )
+    assert canonical_request("GET", path, MultiDict([(k, v) for k, vs in decoded.items() for v in vs])) == expected
     # atlassian-jwt, the library the design names, agrees on every vector.
     assert atlassian_jwt.url_utils.canonicalize_request("GET", f"{path}?{url.query}") == expected
 
@@ -173,9 +166,7 @@ def test_multidict_contributes_every_value() -> None:
 def test_values_sort_like_java_strings() -> None:
     # Jira sorts with String.compareTo (UTF-16 code units): U+1F600 (D83D DE00) sorts before
     # U+FFFF, the opposite of Python's code point order.
-    assert (
-        canonical_request("GET", "/x", {"v": ["\uffff", "\U0001f600"]}) == "GET&/x&v=%F0%9F%98%80,%EF%BF%BF"
-    )
+    assert canonical_request("GET", "/x", {"v": ["\uffff", "\U0001f600"]}) == "GET&/x&v=%F0%9F%98%80,%EF%BF%BF"
 
 
 def test_query_string_hash_is_sha256_of_canonical_request() -> None:
