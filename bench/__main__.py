@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import table, write
 
-SUITES = ["auth_overhead"]
+SUITES = ["auth_overhead", "indexing"]
 
 
 def main() -> None:

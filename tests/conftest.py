@@ -27,7 +27,12 @@ from tests.support.jira_stub import JiraStub
 
 pytest_plugins = [
     m
-    for m in ("tests.support.git_fixtures", "tests.support.prism_fixtures", "tests.support.browser_fixtures")
+    for m in (
+        "tests.support.git_fixtures",
+        "tests.support.prism_fixtures",
+        "tests.support.browser_fixtures",
+        "tests.support.indexing_fixtures",
+    )
     if importlib.util.find_spec(m) is not None
 ]
 

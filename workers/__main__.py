@@ -1,29 +1,74 @@
-"""``python -m workers``: an RQ worker (with the RQ scheduler) on every queue, in priority order."""
+"""``python -m workers``: an RQ worker (with the RQ scheduler) on every queue, in priority
+order, plus the periodic dispatcher thread (``workers.dispatcher``).
+
+SIGTERM/SIGINT: the dispatcher stops at once, the worker finishes its job (RQ's warm
+shutdown), then the process exits.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from types import FrameType
+from typing import Any
 
 from rq import Queue, Worker
 
 from connect_app import create_app
-from connect_app.extensions import redis_conn
+from connect_app.extensions import db, redis_conn
+from workers.dispatcher import DEFAULT_INTERVAL_SECONDS, Dispatcher
 from workers.queues import ALL_QUEUES
+
+
+class DispatchingWorker(Worker):
+    """An RQ worker that also stops the dispatcher when asked to stop."""
+
+    dispatcher: Dispatcher | None = None
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> Any:
+        if self.dispatcher is not None:
+            self.dispatcher.request_stop()
+        return super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def _interval_from_env() -> float:
+    raw = os.environ.get("DISPATCH_INTERVAL_SECONDS", "").strip()
+    return float(raw) if raw else DEFAULT_INTERVAL_SECONDS
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workers")
     parser.add_argument("--queues", nargs="*", default=[q.value for q in ALL_QUEUES])
-    parser.add_argument("--burst", action="store_true", help="drain the queues and exit")
+    parser.add_argument("--burst", action="store_true", help="drain the queues and exit (no dispatcher)")
     parser.add_argument("--no-scheduler", action="store_true")
+    parser.add_argument("--no-dispatcher", action="store_true", help="do not run the periodic dispatcher")
+    parser.add_argument(
+        "--dispatch-interval",
+        type=float,
+        default=_interval_from_env(),
+        help="seconds between dispatches (env DISPATCH_INTERVAL_SECONDS, default %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     app = create_app()
     with app.app_context():
+        # RQ runs each job in a forked child: the child must not reuse the parent's pooled
+        # database connections (the dispatcher thread uses them).
+        engine = db.engine
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
         connection = redis_conn.client
         queues = [Queue(name, connection=connection) for name in args.queues]
-        worker = Worker(queues, connection=connection)
-        worker.work(with_scheduler=not args.no_scheduler, burst=args.burst)
+        worker = DispatchingWorker(queues, connection=connection)
+        dispatcher = None
+        if not (args.burst or args.no_dispatcher):
+            dispatcher = Dispatcher(app, interval=args.dispatch_interval)
+            worker.dispatcher = dispatcher
+            dispatcher.start()
+        try:
+            worker.work(with_scheduler=not args.no_scheduler, burst=args.burst)
+        finally:
+            if dispatcher is not None:
+                dispatcher.stop()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class InstallPayload:
     description: str | None
     server_version: str | None
     plugins_version: str | None
+    oauth_client_id: str | None = None  # for user impersonation (ACT_AS_USER)
 
     def __repr__(self) -> str:  # the shared secret never reaches a log line
         return f"InstallPayload(client_key={self.client_key!r}, base_url={self.base_url!r})"
@@ -55,6 +56,7 @@ class InstallPayload:
             description=text("description", required=False),
             server_version=text("serverVersion", required=False, max_len=64),
             plugins_version=text("pluginsVersion", required=False, max_len=64),
+            oauth_client_id=text("oauthClientId", required=False, max_len=255),
         )
 
 
@@ -97,6 +99,7 @@ def install(session: Session, payload: InstallPayload, secrets: SecretBox) -> Te
     tenant.description = payload.description
     tenant.server_version = payload.server_version
     tenant.plugins_version = payload.plugins_version
+    tenant.oauth_client_id = payload.oauth_client_id
     tenant.shared_secret_encrypted = secrets.encrypt(payload.shared_secret)
     tenant.secret_rotated_at = now
     tenant.enabled = True

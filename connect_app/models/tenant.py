@@ -21,6 +21,7 @@ class Tenant(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(String(512))
     server_version: Mapped[str | None] = mapped_column(String(64))
     plugins_version: Mapped[str | None] = mapped_column(String(64))
+    oauth_client_id: Mapped[str | None] = mapped_column(String(255))  # Connect user impersonation
     # Fernet token (connect_app.security.crypto); the plaintext never touches the database.
     shared_secret_encrypted: Mapped[str] = mapped_column(Text, nullable=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)

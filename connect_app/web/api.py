@@ -11,6 +11,7 @@ from connect_app.hosts.base import ProviderInfo
 from connect_app.hosts.registry import providers
 from connect_app.jira.jwt import QshMode
 from connect_app.security.auth import current_auth, jira_auth
+from connect_app.web import openapi_admin
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -101,6 +102,10 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+# The admin API (connect_app.web.api_integrations, api_runs) documents itself in openapi_admin.
+OPENAPI["paths"].update(openapi_admin.PATHS)
+OPENAPI["components"]["schemas"].update(openapi_admin.SCHEMAS)
 
 
 def provider_payload(info: ProviderInfo) -> dict[str, Any]:

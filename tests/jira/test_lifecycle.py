@@ -219,3 +219,10 @@ def test_uninstall_forgets_cached_permissions(app, jira: Jira, installed_site: J
     assert jira.uninstall(installed_site).status_code == 204
     with app.app_context():
         assert not list(redis_conn.client.scan_iter(match="gcj:admin:*"))
+
+
+def test_install_keeps_the_oauth_client_id_for_user_impersonation(app, jira: Jira, site: JiraSite) -> None:
+    assert jira.install(site, oauthClientId="conn-client-123").status_code == 204
+    with app.app_context():
+        [tenant] = _tenants()
+        assert tenant.oauth_client_id == "conn-client-123"
