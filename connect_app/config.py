@@ -74,7 +74,7 @@ class Settings:
     log_level: str = "INFO"
     # -- indexing
     mirrors_path: Path | None = None  # bare mirrors, one per repository; default <instance>/mirrors
-    index_batch_size: int = 1000  # commits written (with the cursor) per transaction
+    index_batch_size: int = 5000  # commits written (with the cursor) per transaction
     max_jobs_per_tenant: int = 4  # index jobs queued or running at once for one tenant
     max_jobs_per_credential: int = 2  # ... and for one host credential
     index_run_retention_days: int = 30
@@ -102,7 +102,7 @@ class Settings:
             instance_path=Path(e.get("INSTANCE_PATH") or "instance").resolve(),
             log_level=(e.get("LOG_LEVEL") or "INFO").upper(),
             mirrors_path=Path(e["MIRRORS_PATH"]).resolve() if e.get("MIRRORS_PATH") else None,
-            index_batch_size=_int("INDEX_BATCH_SIZE", e.get("INDEX_BATCH_SIZE"), 1000),
+            index_batch_size=_int("INDEX_BATCH_SIZE", e.get("INDEX_BATCH_SIZE"), 5000),
             max_jobs_per_tenant=_int("MAX_JOBS_PER_TENANT", e.get("MAX_JOBS_PER_TENANT"), 4),
             max_jobs_per_credential=_int("MAX_JOBS_PER_CREDENTIAL", e.get("MAX_JOBS_PER_CREDENTIAL"), 2),
             index_run_retention_days=_int("INDEX_RUN_RETENTION_DAYS", e.get("INDEX_RUN_RETENTION_DAYS"), 30),

@@ -13,9 +13,20 @@ from workers.context import job_context
 
 def index_repository(repository_id: int, trigger: str, run_id: int | None = None) -> dict[str, Any]:
     from connect_app.indexing.sync import run_index
+    from connect_app.jira.followups import after_index
 
     with job_context():
-        return run_index(repository_id, trigger, run_id).as_dict()
+        result = run_index(repository_id, trigger, run_id).as_dict()
+        after_index(result, str(trigger))
+        return result
+
+
+def sync_to_jira(repository_id: int, backfill: bool = False) -> dict[str, Any]:
+    """Development panel push and smart commits for one repository (after an index run)."""
+    from connect_app.jira.followups import sync_repository
+
+    with job_context():
+        return sync_repository(repository_id, backfill)
 
 
 def discover_repositories(integration_id: int, run_id: int | None = None) -> dict[str, Any]:

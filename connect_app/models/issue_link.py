@@ -37,6 +37,9 @@ class IssueLink(TenantScoped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # No index of its own: the hot lookups start with repository_id (or tenant_id + issue_key), and
+    # one more index on the widest tables costs every bulk insert. Uninstall scans once instead.
+    tenant_id: Mapped[int] = mapped_column(Integer, ForeignKey("tenant.id", ondelete="CASCADE"), nullable=False)
     repository_id: Mapped[int] = mapped_column(Integer, ForeignKey("repository.id", ondelete="CASCADE"), nullable=False)
     issue_key: Mapped[str] = mapped_column(String(255), nullable=False)
     project_key: Mapped[str] = mapped_column(String(255), nullable=False)
