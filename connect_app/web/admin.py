@@ -1,25 +1,76 @@
-"""Admin iframes: Manage repositories, the configure page, the post-install page."""
+"""Admin iframes: Manage repositories, the configure page, the post-install page.
+
+Manage repositories (``admin.html`` + ``static/admin.js``) is one page with four views: the
+integrations list, the Add-integration wizard, one integration's settings and repositories,
+and the indexing queue viewer. Everything it shows comes from the admin JSON API
+(``/api/integrations``, ``/api/index-runs``, :mod:`connect_app.web.api_admin_ui`) called
+with the context token, and is rendered with ``textContent`` only.
+
+Registering this blueprint also registers :mod:`connect_app.web.api_admin_ui` and
+:mod:`connect_app.web.oauth` (``record_once``), so the page's own endpoints ship with it.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
 from connect_app.security.auth import jira_auth
-from connect_app.web.pages import render_page
+from connect_app.services.integration_settings import (
+    BRANCH_NAME_MAX_LENGTH,
+    BRANCH_TEMPLATE_VARIABLES,
+    DEFAULT_BRANCH_TEMPLATE,
+    FEATURE_LABELS,
+    REINDEX_MINUTES_MAX,
+    REINDEX_MINUTES_MIN,
+    Feature,
+)
+from connect_app.web import api_admin_ui
+from connect_app.web.pages import frame_ancestors, render_page
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.record_once(api_admin_ui.register)
+
+# Scripts only from us and Atlassian's AP.js (as the issue panel): no inline script, no eval.
+SCRIPT_SOURCES = "'self' https://connect-cdn.atl-paas.net"
+
+# What each feature switch does, in the admin's words (keys: integration_settings.Feature).
+FEATURE_TEXT: dict[str, str] = {
+    Feature.CREATE_BRANCH.value: "Create branch from a Jira issue",
+    Feature.CREATE_PULL_REQUEST.value: "Create pull request from a Jira issue",
+    Feature.SMART_COMMITS.value: "Smart commits (#comment, #time, transitions)",
+    Feature.DEVELOPMENT_PANEL.value: "Send to Jira's Development panel",
+    Feature.WEBHOOKS.value: "Index on webhooks (push and pull request events)",
+}
+assert set(FEATURE_TEXT) == {f.value for f in Feature} == {f.value for f in FEATURE_LABELS}
+
+
+def _admin_page(page: str) -> Response:
+    response = render_page(
+        "admin.html",
+        page=page,
+        features=FEATURE_TEXT,
+        default_branch_template=DEFAULT_BRANCH_TEMPLATE,
+        branch_variables=BRANCH_TEMPLATE_VARIABLES,
+        branch_max_length=BRANCH_NAME_MAX_LENGTH,
+        reindex_min=REINDEX_MINUTES_MIN,
+        reindex_max=REINDEX_MINUTES_MAX,
+    )
+    response.headers["Content-Security-Policy"] = (
+        f"frame-ancestors {frame_ancestors()}; script-src {SCRIPT_SOURCES}; object-src 'none'; base-uri 'none'"
+    )
+    return response
 
 
 @bp.get("/repositories")
 @jira_auth(admin=True)
 def manage_repositories() -> Response:
-    return render_page("admin.html", page="repositories")
+    return _admin_page("repositories")
 
 
 @bp.get("/configure")
 @jira_auth(admin=True)
 def configure() -> Response:
-    return render_page("admin.html", page="configure")
+    return _admin_page("configure")
 
 
 @bp.get("/welcome")
