@@ -11,12 +11,13 @@ import json
 import secrets as pysecrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from connect_app.errors import ValidationError
 from connect_app.extensions import redis_conn
-from connect_app.hosts.base import AuthType, Credentials, GitHost, ProviderId, RemoteRepository
+from connect_app.hosts.base import AuthType, Credentials, GitHost, OAuthFlow, ProviderId, RemoteRepository
 from connect_app.hosts.etags import RedisEtagCache
 from connect_app.hosts.http import credential_fingerprint
 from connect_app.hosts.ratelimit import RedisBudgetStore
@@ -112,14 +113,19 @@ def webhook_secret(integration: Integration) -> str:
 
 
 def host_config(integration: Integration) -> HostConfig:
+    from connect_app.oauth_settings import oauth_settings
+
     settings = runtime().settings
     client = redis_conn.client
+    oauth = oauth_settings().client(integration.provider)
     return HostConfig(
         provider=ProviderId(integration.provider),
         credentials=credentials_of(integration),
         base_url=integration.base_url,
         namespace=integration.namespace,
         allow_private=settings.allow_private_hosts,
+        oauth_client_id=oauth.client_id if oauth else None,
+        oauth_client_secret=oauth.client_secret if oauth else None,
         client_options={
             "budget_store": RedisBudgetStore(client),
             "etag_cache": RedisEtagCache(client),
@@ -128,7 +134,49 @@ def host_config(integration: Integration) -> HostConfig:
 
 
 def host_for(integration: Integration) -> GitHost:
-    return build_host(host_config(integration))
+    """A client for the integration's host; an OAuth access token about to expire is
+    refreshed first (and the new tokens stored encrypted, in the caller's session)."""
+    host = build_host(host_config(integration))
+    if _refresh_due(credentials_of(integration)) and isinstance(host, OAuthFlow):
+        refresh_oauth_tokens(integration, host)
+        host = build_host(host_config(integration))
+    return host
+
+
+OAUTH_REFRESH_MARGIN = timedelta(minutes=5)
+
+
+def _refresh_due(credentials: Credentials, now: datetime | None = None) -> bool:
+    if credentials.auth_type is not AuthType.OAUTH or not credentials.extra.get("refresh_token"):
+        return False
+    raw = credentials.extra.get("expires_at")
+    if not raw:
+        return False
+    try:
+        expires_at = datetime.fromisoformat(raw)
+    except ValueError:
+        return True
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    return expires_at - OAUTH_REFRESH_MARGIN <= (now or datetime.now(UTC))
+
+
+def refresh_oauth_tokens(integration: Integration, host: OAuthFlow) -> None:
+    """Exchange the refresh token for new tokens and store them (encrypted) on the row.
+    A refused refresh raises HostAuthError, which marks the integration auth_failed upstream."""
+    from connect_app.web.oauth import redirect_uri
+
+    current = credentials_of(integration)
+    tokens = host.refresh(current.extra["refresh_token"], redirect_uri=redirect_uri())
+    extra = dict(current.extra)
+    if tokens.refresh_token:
+        extra["refresh_token"] = tokens.refresh_token
+    if tokens.expires_at:
+        extra["expires_at"] = tokens.expires_at.isoformat()
+    else:
+        extra.pop("expires_at", None)
+    renewed = Credentials(AuthType.OAUTH, token=tokens.access_token, username=current.username, extra=extra)
+    integration.credentials_encrypted = runtime().secrets.encrypt(encode_credentials(renewed))
 
 
 def remote_repository(repo: Repository) -> RemoteRepository:

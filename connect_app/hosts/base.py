@@ -252,6 +252,7 @@ class GitHost(Protocol):
     def rate_budget(self) -> RateBudget | None: ...
 
 
+@runtime_checkable
 class OAuthFlow(Protocol):
     """Hosts that offer OAuth (GitHub, GitLab, Bitbucket Cloud, Azure DevOps)."""
 
@@ -259,4 +260,4 @@ class OAuthFlow(Protocol):
 
     def exchange_code(self, *, code: str, redirect_uri: str) -> OAuthTokens: ...
 
-    def refresh(self, refresh_token: str) -> OAuthTokens: ...
+    def refresh(self, refresh_token: str, *, redirect_uri: str | None = None) -> OAuthTokens: ...

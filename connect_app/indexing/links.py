@@ -5,7 +5,17 @@ from Jira by ``connect_app.jira.projects``): ``UTF-8`` or ``SHA-256`` in a commi
 look like keys and must not become links to issues that do not exist. Until the first
 refresh has stored any project for the tenant, every syntactically valid key is linked
 (a fresh install would otherwise index nothing); :func:`prune_unknown_projects` drops the
-strays once the projects are known.
+strays once the projects are known (``refresh_projects`` runs it after the tenant's first
+list). A project that appears later is linked in the content already stored by
+:mod:`connect_app.indexing.relink`.
+
+A project that *disappears* from the list (deleted, archived, moved to the trash, hidden
+from the app, or its key changed) keeps its links. Archived and trashed projects come back,
+and Jira still shows archived issues with their development information; a key change keeps
+the old issue keys working in Jira; a list that came back short for a moment (permissions)
+must not delete history that only a full reindex could rebuild. A key that is never an
+issue again just has links nobody asks for. When the project returns, its content indexed
+in between is relinked like any new project's.
 
 Project association (a repository or integration limited to some projects) is applied
 when links are *shown*, not here, so changing it needs no reindex.
@@ -139,15 +149,18 @@ def replace_links(
     return insert_links(session, rows)
 
 
-def prune_unknown_projects(session: Session, tenant_id: int) -> int:
-    """Delete links to projects the tenant does not have (made before its projects were known,
-    or to a project deleted since). No-op while the tenant has no project rows. The caller commits."""
+def prune_unknown_projects(session: Session, tenant_id: int, *, repository_id: int | None = None) -> int:
+    """Delete links to projects the tenant does not have (made before its projects were known),
+    of one repository when ``repository_id`` is given. No-op while the tenant has no project
+    rows. The caller commits. Run after the *first* project list only (see the module
+    docstring: links to projects that disappear later are kept)."""
     keys = project_filter(session, tenant_id)
     if keys.projects is None:
         return 0
-    result = session.execute(
-        delete(IssueLink).where(IssueLink.tenant_id == tenant_id, IssueLink.project_key.not_in(keys.projects))
-    )
+    where = [IssueLink.tenant_id == tenant_id, IssueLink.project_key.not_in(keys.projects)]
+    if repository_id is not None:
+        where.append(IssueLink.repository_id == repository_id)
+    result = session.execute(delete(IssueLink).where(*where))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

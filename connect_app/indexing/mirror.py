@@ -145,7 +145,9 @@ def refs_unchanged(
     ls-remote``, no fetch, no history walk. False when never indexed or a walk is pending.
     Says nothing about pull requests (titles change without a push). Raises the host errors
     of ``ls-remote`` (HostAuthError, HostUnavailable, ...)."""
-    if not repo.refs_digest or repo.walk_state:
+    from connect_app.indexing.history import pending_walk  # history imports this module
+
+    if not repo.refs_digest or pending_walk(repo.walk_state) is not None:
         return False
     if host is None:
         integration = (session or db.session()).get(Integration, repo.integration_id)

@@ -24,10 +24,17 @@ Decisions
 * ``refresh_projects`` talks to Jira with no database transaction open, then locks the tenant
   row (``SELECT ... FOR UPDATE`` on PostgreSQL) for the write, so two refreshes of one tenant
   never interleave.
+* After the new list is committed, ``refresh_projects`` brings the links in line with it
+  (:func:`_after_refresh`): keys the tenant did not have before are linked in the content
+  already indexed (``connect_app.indexing.relink``); after the tenant's *first* list, links
+  made while every key was linked are pruned to its projects. Keys that disappear keep their
+  links (``connect_app.indexing.links`` says why). That work runs after the commit so that
+  an index run in progress either sees the new keys or has its rows seen by the relink.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,10 +46,14 @@ from sqlalchemy.orm import Session
 
 from connect_app.errors import HostError, NotFound
 from connect_app.extensions import db
+from connect_app.indexing.links import prune_unknown_projects
+from connect_app.indexing.relink import relink_projects
 from connect_app.jira.client import JiraClient
 from connect_app.jira.permissions import jira_client_for
 from connect_app.jira.tenants import require_enabled
-from connect_app.models import JiraProject, Tenant, utcnow
+from connect_app.models import JiraProject, Repository, Tenant, utcnow
+
+log = logging.getLogger(__name__)
 
 PROJECT_SEARCH_PATH = "/rest/api/3/project/search"
 PAGE_SIZE = 50  # Jira's default (and usual cap) for this resource
@@ -201,9 +212,12 @@ def refresh_projects(tenant_id: int, *, now: datetime | None = None) -> int:
     projects = fetch_projects(client)
     for attempt in range(2):
         try:
+            # The keys before, read under the same tenant row lock replace_projects takes.
+            session.scalar(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+            before = known_project_keys(session, tenant_id)
             count = replace_projects(session, tenant_id, projects, now=now)
             session.commit()
-            return count
+            break
         except IntegrityError:
             # A concurrent refresh inserted the same key first (SQLite has no row lock): redo
             # the diff against what it committed.
@@ -213,7 +227,37 @@ def refresh_projects(tenant_id: int, *, now: datetime | None = None) -> int:
         except BaseException:
             session.rollback()
             raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    else:  # pragma: no cover
+        raise AssertionError("unreachable")
+    _after_refresh(session, tenant_id, before, frozenset(p.key for p in projects))
+    return count
+
+
+def _after_refresh(session: Session, tenant_id: int, before: frozenset[str], after: frozenset[str]) -> None:
+    """Links after a committed refresh: prune the strays of link-every-key mode after the first
+    list, or link the content already indexed for keys that are new (one transaction per
+    repository). An error propagates (the job fails and says so) after rolling back; the
+    project list stays committed, so the keys it names in the log are not retried by the next
+    refresh: ``relink_projects`` for them does it (idempotent)."""
+    added = sorted(after - before)
+    try:
+        if not before:
+            # Until now every key was linked: the new ones are linked already, the others go.
+            if after:
+                prune_unknown_projects(session, tenant_id)
+                session.commit()
+            return
+        if not added:
+            return
+        repository_ids = session.scalars(select(Repository.id).where(Repository.tenant_id == tenant_id)).all()
+        session.rollback()  # no snapshot held across the repositories
+        for repository_id in repository_ids:
+            relink_projects(session, tenant_id, added, repository_id=repository_id)
+            session.commit()
+    except BaseException:
+        session.rollback()
+        log.exception("tenant %s: updating links after the project refresh failed (new keys: %s)", tenant_id, added)
+        raise
 
 
 def known_project_keys(session: Session, tenant_id: int) -> frozenset[str]:

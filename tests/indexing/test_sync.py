@@ -4,11 +4,7 @@ and how host errors end a run."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,20 +12,12 @@ from sqlalchemy import select
 
 from connect_app.errors import RateLimited
 from connect_app.extensions import redis_conn
-from connect_app.hosts.base import (
-    AuthType,
-    Capability,
-    Credentials,
-    PullRequest,
-    PullRequestState,
-    RemoteRepository,
-)
-from connect_app.indexing import queueing, sync
+from connect_app.hosts.base import AuthType, Credentials
+from connect_app.indexing import history, pull_requests, queueing, sync
 from connect_app.indexing.mirror import mirror_path, refs_unchanged
-from connect_app.integrations import encode_credentials, host_for
+from connect_app.integrations import encode_credentials
 from connect_app.models import (
     Commit,
-    IndexRun,
     IntegrationStatus,
     PullRequestRecord,
     Repository,
@@ -39,61 +27,30 @@ from connect_app.models import (
     utcnow,
 )
 from connect_app.runtime import runtime
+from tests.indexing import sync_support
+from tests.indexing.sync_support import (
+    T0,
+    PullRequestGit,
+    add,
+    crash_after,
+    index,
+    last_run,
+    pr,
+    pr_links,
+    pusher,
+    sha_of,
+)
 from tests.support.git_fixtures import ServedRepo
-from tests.support.git_server import BASE_TIME, CommitSpec, GitHttpServer, RepoBuilder, make_repo, run_git
+from tests.support.git_server import GitHttpServer, RepoBuilder, run_git
 from tests.support.indexing_fixtures import IndexingEnv, rev_list_all
 
-REAL_WRITE = sync.write_commits
+REAL_WRITE = history.write_commits
 
-# A richer history than DEFAULT_HISTORY: two feature branches merged, a release branch,
-# lightweight and annotated tags, keys of known and unknown projects in messages and branch names.
-HISTORY: tuple[CommitSpec, ...] = (
-    CommitSpec("ABC-1 initial import", files={"README.md": "hello\n", "src/app.py": "print(1)\n"}),
-    CommitSpec("ABC-2 add docs\n\nLonger body mentioning XYZ-9 and ABC-3.", files={"docs/index.md": "# d\n"}),
-    CommitSpec("start the fix", branch="feature/abc-12-fix", files={"src/app.py": "print(2)\n"}),
-    CommitSpec("More work on [ABC-12]", branch="feature/abc-12-fix", author=("Bob", "bob@example.com")),
-    CommitSpec("Unrelated change on main", files={"README.md": "hello world\n"}, tags=("v0.1",)),
-    CommitSpec("Merge branch 'feature/abc-12-fix'", merge="feature/abc-12-fix", tags=("v1.0:release 1.0",)),
-    CommitSpec("DEF-7: unicode \u00e9\u00e8 and\ttabs, UTF-8 is not a key", branch="release/1.x"),
-    CommitSpec("DEF-8 second on the release branch", branch="release/1.x", tags=("v1.1:hotfix",)),
-    CommitSpec("XYZ-5 work on an unknown project", branch="XYZ-5-spike"),
-    CommitSpec("no key at all", branch="main"),
-)
-
-
-@pytest.fixture(scope="session")
-def history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """HISTORY built once (dozens of git commands); each test serves its own copy."""
-    path = tmp_path_factory.mktemp("history") / "template.git"
-    make_repo(path, HISTORY)
-    return path
-
-
-@pytest.fixture
-def source(git_server: GitHttpServer, git_repo_name: str, history_template: Path) -> ServedRepo:
-    path = git_server.add_repo(git_repo_name, lambda p: shutil.copytree(history_template, p))
-    return ServedRepo(git_repo_name, git_server.url_for(git_repo_name), path, None, git_server)  # type: ignore[arg-type]
-
-
-def pusher(source: ServedRepo) -> RepoBuilder:
-    """A work tree of ``source`` to commit in and push from (commit dates after HISTORY's)."""
-    return RepoBuilder(source.path, clock=BASE_TIME + 86_400)
-
-
-def add(indexing: IndexingEnv, source: ServedRepo, **kw: Any) -> Repository:
-    return indexing.add_repository(source.url, password=source.server.password, **kw)
-
-
-def index(repo: Repository, trigger: Trigger = Trigger.MANUAL, run_id: int | None = None) -> sync.IndexResult:
-    return sync.run_index(repo.id, trigger, run_id)
-
-
-def last_run(indexing: IndexingEnv, repo: Repository) -> IndexRun:
-    return indexing.runs(repo)[-1]
-
-
-def sha_of(source: ServedRepo, rev: str) -> str:
-    return run_git("rev-parse", rev, cwd=source.path).strip()
+history_template = sync_support.history_template  # fixtures
+source = sync_support.source
+pr_host = sync_support.pr_host
+small_batches = sync_support.small_batches
+bulk_source = sync_support.bulk_source
 
 
 # --------------------------------------------------------------------------- full index
@@ -260,36 +217,6 @@ def test_mirror_is_recloned_when_broken(indexing: IndexingEnv, source: ServedRep
 # --------------------------------------------------------------------------- resume
 
 
-@pytest.fixture
-def small_batches(app: Any, monkeypatch: pytest.MonkeyPatch) -> int:
-    rt = app.extensions["git_connect"]
-    monkeypatch.setitem(
-        app.extensions, "git_connect", replace(rt, settings=rt.settings.with_overrides(index_batch_size=50))
-    )
-    return 50
-
-
-def crash_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
-    """Make the (batches + 1)-th commit batch die before it is committed, like a killed worker."""
-    real, calls = sync.write_commits, {"n": 0}
-
-    def flaky(*args: Any, **kwargs: Any) -> tuple[int, int, int]:
-        calls["n"] += 1
-        if calls["n"] > batches:
-            raise RuntimeError("worker died")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(sync, "write_commits", flaky)
-
-
-@pytest.fixture
-def bulk_source(git_server: GitHttpServer, git_repo_name: str) -> ServedRepo:
-    from tests.support.git_server import make_bulk_repo
-
-    path = git_server.add_repo(git_repo_name, lambda p: make_bulk_repo(p, 600, branches=3))
-    return ServedRepo(git_repo_name, git_server.url_for(git_repo_name), path, None, git_server)  # type: ignore[arg-type]
-
-
 def test_crashed_walk_resumes_without_gaps_or_duplicates(
     indexing: IndexingEnv, bulk_source: ServedRepo, small_batches: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,7 +255,7 @@ def test_a_wrong_skip_count_costs_a_rewrite_never_a_gap(
     crash_after(monkeypatch, 2)
     with pytest.raises(RuntimeError):
         index(repo)
-    monkeypatch.setattr(sync, "write_commits", REAL_WRITE)
+    monkeypatch.setattr(history, "write_commits", REAL_WRITE)
     repo = indexing.reload(repo)
     repo.walk_state = {**repo.walk_state, "done": repo.walk_state["done"] + 75}  # claims 75 more than stored
     indexing.session.commit()
@@ -340,65 +267,6 @@ def test_a_wrong_skip_count_costs_a_rewrite_never_a_gap(
 
 
 # --------------------------------------------------------------------------- pull requests
-
-
-class PullRequestGit:
-    """The real plain-git host (git still goes to the loopback server) that also lists pull
-    requests from a list the test controls, the way an API host would: newest update first,
-    optionally failing with ``fail`` after the first one."""
-
-    def __init__(self) -> None:
-        self._inner: Any = None
-        self.prs: list[PullRequest] = []
-        self.fail: RateLimited | None = None
-        self.asked: list[datetime | None] = []
-
-    def wrap(self, inner: Any) -> PullRequestGit:
-        self._inner = inner
-        self.info = replace(inner.info, capabilities=inner.info.capabilities | {Capability.PULL_REQUESTS})
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def list_pull_requests(
-        self, repo: RemoteRepository, *, updated_since: datetime | None = None
-    ) -> Iterator[PullRequest]:
-        self.asked.append(updated_since)
-        for n, pr in enumerate(sorted(self.prs, key=lambda p: p.updated_at, reverse=True)):
-            if self.fail is not None and n == 1:
-                raise self.fail
-            if updated_since is None or pr.updated_at >= updated_since:
-                yield pr
-
-
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def pr(number: int, title: str, *, minutes: int, description: str = "", source: str = "topic") -> PullRequest:
-    return PullRequest(
-        external_id=str(number),
-        title=title,
-        state=PullRequestState.OPEN,
-        source_branch=source,
-        target_branch="main",
-        url=f"https://git.example.com/pulls/{number}",
-        updated_at=T0 + timedelta(minutes=minutes),
-        description=description,
-        author="ada",
-        created_at=T0,
-    )
-
-
-@pytest.fixture
-def pr_host(monkeypatch: pytest.MonkeyPatch) -> PullRequestGit:
-    host = PullRequestGit()
-    monkeypatch.setattr(sync, "host_for", lambda integration: host.wrap(host_for(integration)))
-    return host
-
-
-def pr_links(indexing: IndexingEnv, repo: Repository) -> set[tuple[str, str, str]]:
-    return {(ref, key, source) for kind, ref, key, source in indexing.links(repo) if kind == "pull_request"}
 
 
 def test_pull_requests_and_their_links(indexing: IndexingEnv, source: ServedRepo, pr_host: PullRequestGit) -> None:
@@ -432,7 +300,7 @@ def test_pull_requests_and_their_links(indexing: IndexingEnv, source: ServedRepo
     # title gains and loses keys.
     pr_host.prs = [pr(1, "DEF-6 renamed", minutes=9), pr(2, "Tidy up", minutes=5, source="feature/def-4-tidy")]
     result = index(repo)
-    assert pr_host.asked[-1] == T0 + timedelta(minutes=5) - sync.PR_OVERLAP
+    assert pr_host.asked[-1] == T0 + timedelta(minutes=5) - pull_requests.PR_OVERLAP
     assert result.pull_requests_seen == 2 and result.links_created == 1
     assert pr_links(indexing, repo) == {("1", "DEF-6", "title"), ("2", "DEF-4", "branch_name")}
     assert indexing.reload(repo).pull_requests_synced_at == T0 + timedelta(minutes=9)

@@ -14,6 +14,7 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
+from connect_app.config import Settings
 from connect_app.errors import (
     HostAuthError,
     HostError,
@@ -36,7 +37,9 @@ from connect_app.jira.projects import (
 )
 from connect_app.models import JiraProject, Tenant, utcnow
 from tests.conftest import APP_KEY
+from tests.indexing.sync_support import expected_links, put
 from tests.support.connect import JiraSite
+from tests.support.indexing_fixtures import IndexingEnv
 from tests.support.jira_stub import JiraStub, stub_project
 from tests.support.prism import PrismMock, request_violations, shared_spec_path
 
@@ -374,6 +377,91 @@ def test_the_worker_job_refreshes(app: Flask, installed_site: JiraSite, jira_stu
         tid = _tenant_id(installed_site.client_key)
         assert refresh_jira_projects(tid) == 1
         assert known_project_keys(db.session, tid) == frozenset({"JOB"})
+
+
+# ---------------------------------------------------------------------------- links after a refresh
+
+
+def _linked_keys(env: IndexingEnv, repo: Any) -> set[str]:
+    return {key for _, _, key, _ in env.links(repo)}
+
+
+def test_a_refresh_links_stored_content_to_new_projects_in_its_tenant_only(
+    app: Flask, settings: Settings, installed_site: JiraSite, other_site: JiraSite, jira_stub: JiraStub
+) -> None:
+    mine_key, theirs_key = installed_site.client_key, other_site.client_key
+    jira_stub.projects_by_client[mine_key] = [stub_project(1, "ABC")]
+    jira_stub.projects_by_client[theirs_key] = [stub_project(1, "ABC")]
+    content: dict[str, Any] = {
+        "commits": [("c1", "ABC-1 and DEF-2"), ("c2", "DEF-3 alone"), ("c3", "def-9 is no key in text")],
+        "branches": ["feature/def-4-login", "main"],
+        "prs": [("7", "DEF-5 in the title", "ABC-6 in the body", "topic")],
+    }
+    with app.app_context():
+        mine = IndexingEnv(app, settings, _tenant_id(mine_key))
+        theirs = IndexingEnv(app, settings, _tenant_id(theirs_key))
+        refresh_projects(mine.tenant_id)
+        refresh_projects(theirs.tenant_id)
+        repo = mine.add_repository("https://git.example.com/a.git")
+        their_repo = theirs.add_repository("https://git.example.com/a.git")
+        put(db.session, repo, **content)  # indexed while ABC was the only project
+        put(db.session, their_repo, **content)
+        assert _linked_keys(mine, repo) == _linked_keys(theirs, their_repo) == {"ABC-1", "ABC-6"}
+
+        jira_stub.projects_by_client[mine_key] = [stub_project(1, "ABC"), stub_project(2, "DEF")]
+        assert refresh_projects(mine.tenant_id) == 2
+
+        assert _linked_keys(mine, repo) == {"ABC-1", "DEF-2", "DEF-3", "DEF-4", "DEF-5", "ABC-6"}
+        assert mine.links(repo) == expected_links(db.session, repo)  # exactly what indexing links now
+        assert _linked_keys(theirs, their_repo) == {"ABC-1", "ABC-6"}  # DEF is not their project
+
+        # DEF disappears (deleted, archived, trashed, renamed, hidden): its links stay.
+        jira_stub.projects_by_client[mine_key] = [stub_project(1, "ABC")]
+        assert refresh_projects(mine.tenant_id) == 1
+        assert "DEF-2" in _linked_keys(mine, repo)
+
+
+def test_the_first_refresh_prunes_links_made_while_every_key_was_linked(
+    app: Flask, settings: Settings, installed_site: JiraSite, jira_stub: JiraStub
+) -> None:
+    with app.app_context():
+        env = IndexingEnv(app, settings, _tenant_id(installed_site.client_key))
+        repo = env.add_repository("https://git.example.com/a.git")
+        put(db.session, repo, commits=[("c1", "ABC-1 UTF-8 XYZ-2")], branches=["sha-256-abc-3"])
+        assert _linked_keys(env, repo) == {"ABC-1", "UTF-8", "XYZ-2", "SHA-256", "ABC-3"}
+
+        jira_stub.projects_by_client[installed_site.client_key] = [stub_project(1, "ABC")]
+        assert refresh_projects(env.tenant_id) == 1
+
+        assert _linked_keys(env, repo) == {"ABC-1", "ABC-3"}
+
+
+def test_a_failed_relink_keeps_the_new_list_and_says_which_keys(
+    app: Flask,
+    settings: Settings,
+    installed_site: JiraSite,
+    jira_stub: JiraStub,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from connect_app.jira import projects
+
+    key = installed_site.client_key
+    jira_stub.projects_by_client[key] = [stub_project(1, "ABC")]
+    with app.app_context():
+        env = IndexingEnv(app, settings, _tenant_id(key))
+        refresh_projects(env.tenant_id)
+        env.add_repository("https://git.example.com/a.git")
+
+        def broken(*args: Any, **kwargs: Any) -> int:
+            raise RuntimeError("database went away")
+
+        monkeypatch.setattr(projects, "relink_projects", broken)
+        jira_stub.projects_by_client[key] = [stub_project(1, "ABC"), stub_project(2, "NEW")]
+        with pytest.raises(RuntimeError):
+            refresh_projects(env.tenant_id)
+        assert known_project_keys(db.session, env.tenant_id) == frozenset({"ABC", "NEW"})
+        assert "updating links after the project refresh failed (new keys: ['NEW'])" in caplog.text
 
 
 # ---------------------------------------------------------------------------------- staleness

@@ -1,0 +1,269 @@
+"""The git side of an index run: branches and tags from the mirror, and the resumable history walk.
+
+How the walk survives being killed (SIGKILL, OOM, a deploy) at any point:
+
+* The cursor lives on the repository: ``indexed_tips`` (commits whose whole history is
+  stored) and ``walk_state`` = ``{"revs", "exclude", "done"}`` (a walk in progress). A walk
+  is ``git log revs ^exclude``, newest first; every batch of ``INDEX_BATCH_SIZE`` commits is
+  written *in one transaction with* ``done += len(batch)``. A later run finishes a pending walk
+  first, with the same revs and excludes, skipping the first ``done`` records (git's order is
+  deterministic for the same input and objects) -- and checking that those are really stored,
+  so even a wrong skip count costs a re-insert, never a gap. Only a finished walk moves
+  ``indexed_tips``. Inserts ignore ``(repository_id, sha)`` conflicts: nothing duplicates.
+* ``walk_state`` may hold other cursors next to the walk's three keys (the pull request
+  full-scan time, :mod:`connect_app.indexing.pull_requests`): the walk keeps them, and leaves
+  ``walk_state`` ``None`` only when nothing else is in it.
+* Branches and tags are re-derived from the mirror on every run (upsert changed, delete gone).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from connect_app.hosts.weburls import branch_url, commit_url_prefix
+from connect_app.indexing import mirror, store
+from connect_app.indexing.git import CommitRecord, GitRunner
+from connect_app.indexing.links import LinkBuilder, delete_links, insert_links
+from connect_app.models import Branch, Commit, LinkKind, Repository, Tag, utcnow
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+WALK_KEYS = ("revs", "exclude", "done")
+NAME_LIMIT = 1024  # branch.name / tag.name: longer refs are not stored
+
+
+@dataclass
+class Counts:
+    """What a run has done so far (copied onto its IndexRun at every commit)."""
+
+    commits_seen: int = 0
+    commits_linked: int = 0
+    branches_seen: int = 0
+    tags_seen: int = 0
+    pull_requests_seen: int = 0
+    links_created: int = 0
+    changed: bool = False
+
+
+@dataclass
+class GitSync:
+    """Refs and history of one repository in one run. ``checkpoint`` commits the session
+    (rows and cursor together, after checking the index lock); nothing here commits otherwise."""
+
+    session: Session
+    repo: Repository
+    links: LinkBuilder
+    counts: Counts
+    batch_size: int
+    checkpoint: Callable[[], None]
+
+    # -- branches and tags
+    def sync_refs(self, refs: mirror.MirrorRefs) -> None:
+        repo, session, now = self.repo, self.session, utcnow()
+        branches = {n: s for n, s in refs.branches.items() if len(n) <= NAME_LIMIT}
+        tags = {n: s for n, s in refs.tags.items() if len(n) <= NAME_LIMIT}
+        self.counts.branches_seen, self.counts.tags_seen = len(branches), len(tags)
+
+        stored = dict(
+            session.execute(select(Branch.name, Branch.head_sha).where(Branch.repository_id == repo.id)).all()
+        )
+        gone = sorted(set(stored) - set(branches))
+        moved = [n for n, sha in branches.items() if stored.get(n) != sha]
+        for chunk in chunks(gone, 500):
+            session.execute(delete(Branch).where(Branch.repository_id == repo.id, Branch.name.in_(chunk)))
+        delete_links(session, repo.id, LinkKind.BRANCH, gone)
+        rows = [
+            {
+                "tenant_id": repo.tenant_id,
+                "repository_id": repo.id,
+                "name": n,
+                "head_sha": branches[n],
+                "url": branch_url(repo.provider, repo.web_url, n),
+                "updated_at": now,
+            }
+            for n in moved
+        ]
+        for page in chunks(rows, 1000):
+            store.upsert(
+                session, Branch, page, keys=("repository_id", "name"), update=("head_sha", "url", "updated_at")
+            )
+        new = [n for n in moved if n not in stored]
+        self.counts.links_created += insert_links(session, [row for n in new for row in self.links.branch(n)])
+
+        stored_tags = dict(session.execute(select(Tag.name, Tag.sha).where(Tag.repository_id == repo.id)).all())
+        gone_tags = sorted(set(stored_tags) - set(tags))
+        for chunk in chunks(gone_tags, 500):
+            session.execute(delete(Tag).where(Tag.repository_id == repo.id, Tag.name.in_(chunk)))
+        tag_rows = [
+            {"tenant_id": repo.tenant_id, "repository_id": repo.id, "name": n, "sha": s}
+            for n, s in tags.items()
+            if stored_tags.get(n) != s
+        ]
+        for tag_page in chunks(tag_rows, 1000):
+            store.upsert(session, Tag, tag_page, keys=("repository_id", "name"), update=("sha",))
+        self.counts.changed |= bool(gone or moved or gone_tags or tag_rows)
+        self.checkpoint()
+
+    # -- history
+    def sync_history(self, runner: GitRunner, path: Path, refs: mirror.MirrorRefs) -> None:
+        state = self.repo.walk_state
+        pending = pending_walk(state)
+        if pending is not None:
+            self._walk(runner, path, *pending)
+        elif state is not None and (not isinstance(state, dict) or any(k in state for k in WALK_KEYS)):
+            log.warning("repository %s: unreadable walk state dropped; walking from the indexed tips", self.repo.id)
+        self._walk(runner, path, refs.tips, sorted(set(self.repo.indexed_tips or ())), 0, refs.digest)
+
+    def _walk(
+        self,
+        runner: GitRunner,
+        path: Path,
+        revs: list[str],
+        exclude: list[str],
+        done: int,
+        digest: str | None = None,
+    ) -> None:
+        """``git log revs ^exclude`` into the database, resumable at any batch boundary."""
+        size = max(1, self.batch_size)
+        repo = self.repo
+        prepare = CommitRows(repo.tenant_id, repo.id, self.links, commit_url_prefix(repo.provider, repo.web_url))
+        state: dict[str, Any] = {"revs": revs, "exclude": exclude, "done": done}
+        batch: list[PreparedCommit] = []
+        with mirror.history(runner, path, revs, exclude, prepare) as commits:
+            # Commits a killed run already committed: skipped, but checked (never a gap).
+            for chunk in take_chunks(commits, done, size):
+                self._repair(chunk)
+            for commit in commits:
+                batch.append(commit)
+                if len(batch) >= size:
+                    state = self._write(batch, state)
+                    batch = []
+        if batch:
+            state = self._write(batch, state)
+        repo.indexed_tips = revs
+        repo.walk_state = walk_extras(repo.walk_state) or None
+        if digest is not None:
+            repo.refs_digest = digest
+        self.checkpoint()
+
+    def _write(self, batch: list[PreparedCommit], state: dict[str, Any]) -> dict[str, Any]:
+        self._store(batch)
+        state = {**state, "done": state["done"] + len(batch)}
+        self.repo.walk_state = {**walk_extras(self.repo.walk_state), **state}
+        self.checkpoint()
+        return state
+
+    def _repair(self, chunk: list[PreparedCommit]) -> None:
+        shas = [c.sha for c in chunk]
+        query = select(Commit.sha).where(Commit.repository_id == self.repo.id, Commit.sha.in_(shas))
+        have = set(self.session.scalars(query))
+        missing = [c for c in chunk if c.sha not in have]
+        if missing:
+            log.warning("repository %s: %d commits of a resumed walk were not stored", self.repo.id, len(missing))
+            self._store(missing)
+            self.checkpoint()
+
+    def _store(self, commits: list[PreparedCommit]) -> None:
+        inserted, linked, created = write_commits(self.session, commits)
+        c = self.counts
+        c.commits_seen += len(commits)
+        c.commits_linked += linked
+        c.links_created += created
+        c.changed |= inserted > 0
+        self.repo.commit_count = (self.repo.commit_count or 0) + inserted
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCommit:
+    """A commit's row and its links' rows, ready to insert."""
+
+    sha: str
+    row: dict[str, Any]
+    links: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class CommitRows:
+    """Turns a :class:`CommitRecord` into a :class:`PreparedCommit` (as ``mirror.history`` streams)."""
+
+    tenant_id: int
+    repository_id: int
+    links: LinkBuilder
+    url: tuple[str, str] | None  # commit URL = url[0] + sha + url[1]
+
+    def __call__(self, r: CommitRecord) -> PreparedCommit:
+        row = {
+            "tenant_id": self.tenant_id,
+            "repository_id": self.repository_id,
+            "sha": r.sha,
+            "author_name": r.author_name[:255],
+            "author_email": r.author_email[:255],
+            "authored_at": r.authored_at,
+            "committed_at": r.committed_at,
+            "message": r.message,
+            "files_changed": len(r.files),
+            "parent_count": len(r.parents),
+            "url": f"{self.url[0]}{r.sha}{self.url[1]}" if self.url else None,
+        }
+        return PreparedCommit(r.sha, row, self.links.commit(r.sha, r.message))
+
+
+def write_commits(session: Session, commits: list[PreparedCommit]) -> tuple[int, int, int]:
+    """Insert one batch of commits and their links (no commit). Returns (commits inserted,
+    commits with a link, links inserted). Module-level so tests can make it fail mid-walk."""
+    inserted = store.insert_ignore(session, Commit, [c.row for c in commits], keys=("repository_id", "sha"))
+    link_rows = [row for c in commits for row in c.links]
+    return inserted, sum(1 for c in commits if c.links), insert_links(session, link_rows)
+
+
+# --------------------------------------------------------------------------- walk_state
+
+
+def pending_walk(state: Any) -> tuple[list[str], list[str], int] | None:
+    """(revs, exclude, done) of a stored walk, or None when there is none or it is not one we wrote."""
+    if not isinstance(state, dict):
+        return None
+    revs, exclude, done = state.get("revs"), state.get("exclude"), state.get("done")
+    if not (isinstance(revs, list) and isinstance(exclude, list) and isinstance(done, int) and done >= 0):
+        return None
+    if not all(isinstance(x, str) for x in (*revs, *exclude)):
+        return None
+    return revs, exclude, done
+
+
+def walk_extras(state: Any) -> dict[str, Any]:
+    """The entries of ``walk_state`` that are not the walk's own (other cursors kept there)."""
+    if not isinstance(state, dict):
+        return {}
+    return {k: v for k, v in state.items() if k not in WALK_KEYS}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def take_chunks(items: Iterator[_T], count: int, size: int) -> Iterator[list[_T]]:
+    """The first ``count`` items in lists of ``size`` (the rest stay unread)."""
+    chunk: list[_T] = []
+    for _ in range(count):
+        item = next(items, None)
+        if item is None:
+            break
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
