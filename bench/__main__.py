@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import table, write
 
-SUITES = ["auth_overhead", "indexing"]
+SUITES = ["auth_overhead", "indexing", "panel"]
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ def create_app(config: Settings | None = None) -> Flask:
     from connect_app import extensions, logging_setup, runtime
     from connect_app.web import register_blueprints
     from connect_app.web.api_integrations import bp as api_integrations_bp
+    from connect_app.web.api_issues import bp as api_issues_bp
     from connect_app.web.api_runs import bp as api_runs_bp
     from connect_app.web.errors import register_error_handlers
     from connect_app.web.webhooks import bp as webhooks_bp
@@ -37,6 +38,7 @@ def create_app(config: Settings | None = None) -> Flask:
     extensions.init_app(app, settings)
     register_error_handlers(app)
     register_blueprints(app)
+    app.register_blueprint(api_issues_bp)
     app.register_blueprint(webhooks_bp)
     for admin_api_bp in (api_integrations_bp, api_runs_bp):
         app.register_blueprint(admin_api_bp)

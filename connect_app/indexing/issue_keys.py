@@ -103,6 +103,8 @@ def _projects(run: str, number: str, whole_allowed: bool) -> list[str]:
     (unless it follows a ``-`` in text), then after each of its last
     :data:`MAX_UNDERSCORE_SPLITS` ``_`` (a key may follow ``_``)."""
     room = MAX_KEY_LENGTH - 1 - len(number)  # the longest project key that still fits
+    if "_" not in run:  # the common case, on the indexing hot path
+        return [run] if whole_allowed and len(run) <= room else []
     parts: list[str] = []
     end = len(run)
     while len(parts) < MAX_UNDERSCORE_SPLITS:

@@ -1,0 +1,259 @@
+// The issue panel: renders the development data embedded in the page (#gcj-initial) and
+// fetches further pages with "Show more". Every piece of git data goes into the DOM through
+// textContent or a checked http(s) href — never innerHTML — so commit messages, branch
+// names and pull request titles can never become markup or script.
+(function () {
+  "use strict";
+
+  var root = document.getElementById("gcj-dev");
+  if (!root) { return; }
+  var groupsEl = document.getElementById("gcj-groups");
+  var moreButton = document.getElementById("gcj-more");
+  var moreStatus = document.getElementById("gcj-more-status");
+  var apiUrl = root.getAttribute("data-api-url");
+  var PAGE_SIZE = 50;
+  var groups = {}; // repository id -> {section, lists: {pull_requests, branches, commits}, tags}
+  var nextCursor = null;
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function safeHref(url) {
+    return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  // A link to the host when the URL is a safe http(s) one, else plain text.
+  function link(url, text, className) {
+    var href = safeHref(url);
+    var node = el(href ? "a" : "span", className, text);
+    if (href) {
+      node.href = href;
+      node.target = "_blank";
+      node.rel = "noopener noreferrer";
+    }
+    return node;
+  }
+
+  function firstLine(text) {
+    return String(text || "").split(/\r?\n/, 1)[0];
+  }
+
+  function timeEl(iso) {
+    var node = el("time", "gcj-time");
+    if (!iso) { return node; }
+    node.setAttribute("datetime", iso);
+    var date = new Date(iso);
+    node.textContent = isNaN(date.getTime()) ? iso : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    node.title = iso;
+    return node;
+  }
+
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  function setCounts(counts) {
+    var words = { commits: ["commit", "commits"], branches: ["branch", "branches"], pull_requests: ["pull request", "pull requests"] };
+    Object.keys(words).forEach(function (kind) {
+      var node = root.querySelector('[data-count="' + kind + '"]');
+      if (node) { node.textContent = plural(Number(counts[kind]) || 0, words[kind][0], words[kind][1]); }
+    });
+  }
+
+  function names(items) {
+    return items.map(function (item) { return item.name; }).join(", ");
+  }
+
+  function lozenge(state) {
+    var value = String(state || "").toUpperCase();
+    var kind = { OPEN: "open", MERGED: "merged", DECLINED: "declined" }[value] || "other";
+    return el("span", "gcj-lozenge gcj-lozenge-" + kind, value);
+  }
+
+  var SECTIONS = [
+    ["pull_requests", "Pull requests"],
+    ["branches", "Branches"],
+    ["commits", "Commits"]
+  ];
+
+  function group(repository) {
+    var id = String(repository.id);
+    if (groups[id]) { return groups[id]; }
+    var section = el("section", "gcj-repo");
+    section.setAttribute("data-repository-id", id);
+    var heading = el("h3", "gcj-repo-name");
+    heading.appendChild(link(repository.url, repository.name || "repository"));
+    section.appendChild(heading);
+    var lists = {};
+    SECTIONS.forEach(function (entry) {
+      var block = el("div", "gcj-kind gcj-kind-" + entry[0]);
+      block.hidden = true;
+      block.appendChild(el("h4", "gcj-kind-title", entry[1]));
+      var list = el("ul", "gcj-list");
+      block.appendChild(list);
+      section.appendChild(block);
+      lists[entry[0]] = { block: block, list: list };
+    });
+    var tagBlock = el("p", "gcj-tags");
+    tagBlock.hidden = true;
+    tagBlock.appendChild(el("span", "gcj-muted", "Tags: "));
+    section.appendChild(tagBlock);
+    groupsEl.appendChild(section);
+    groups[id] = { section: section, lists: lists, tags: tagBlock, tagNames: {} };
+    return groups[id];
+  }
+
+  function add(g, kind, item) {
+    g.lists[kind].block.hidden = false;
+    g.lists[kind].list.appendChild(item);
+  }
+
+  function pullRequestItem(pr) {
+    var li = el("li", "gcj-item gcj-pr");
+    li.appendChild(lozenge(pr.state));
+    li.appendChild(link(pr.url, pr.title, "gcj-title"));
+    var meta = el("span", "gcj-meta");
+    meta.appendChild(el("span", "gcj-ref", pr.source));
+    meta.appendChild(document.createTextNode(" → "));
+    meta.appendChild(el("span", "gcj-ref", pr.target));
+    if (pr.author) { meta.appendChild(document.createTextNode(" · " + pr.author)); }
+    meta.appendChild(document.createTextNode(" · "));
+    meta.appendChild(timeEl(pr.updated));
+    li.appendChild(meta);
+    return li;
+  }
+
+  function branchItem(branch) {
+    var li = el("li", "gcj-item gcj-branch");
+    li.appendChild(link(branch.url, branch.name, "gcj-ref gcj-title"));
+    if (branch.pull_request) {
+      var pr = el("span", "gcj-branch-pr");
+      pr.appendChild(link(branch.pull_request.url, "PR #" + branch.pull_request.id));
+      pr.appendChild(document.createTextNode(" "));
+      pr.appendChild(lozenge(branch.pull_request.state));
+      li.appendChild(pr);
+    }
+    var last = branch.last_commit;
+    if (last) {
+      var meta = el("span", "gcj-meta");
+      meta.appendChild(link(last.url, last.short_sha || String(last.sha || "").slice(0, 7), "gcj-sha"));
+      if (last.message) { meta.appendChild(document.createTextNode(" " + firstLine(last.message))); }
+      if (last.time) {
+        meta.appendChild(document.createTextNode(" · "));
+        meta.appendChild(timeEl(last.time));
+      }
+      li.appendChild(meta);
+    }
+    return li;
+  }
+
+  function commitItem(commit) {
+    var li = el("li", "gcj-item gcj-commit");
+    li.appendChild(link(commit.url, commit.short_sha || String(commit.sha || "").slice(0, 7), "gcj-sha"));
+    var message = el("span", "gcj-title gcj-message", firstLine(commit.message));
+    message.title = String(commit.message || "");
+    li.appendChild(message);
+    (commit.tags || []).forEach(function (name) { li.appendChild(el("span", "gcj-tag", name)); });
+    var meta = el("span", "gcj-meta");
+    var author = commit.author || {};
+    meta.appendChild(el("span", "gcj-author", author.name || author.email || ""));
+    meta.appendChild(document.createTextNode(" · "));
+    meta.appendChild(timeEl(commit.time));
+    li.appendChild(meta);
+    return li;
+  }
+
+  function addTag(tag) {
+    var g = group(tag.repository);
+    if (g.tagNames[tag.name]) { return; }
+    g.tagNames[tag.name] = true;
+    g.tags.hidden = false;
+    g.tags.appendChild(link(tag.url, tag.name, "gcj-tag"));
+  }
+
+  function newest(page) {
+    // Repository ids in order of their newest item on this page (groups are newest first).
+    var latest = {};
+    function see(item, time) {
+      var id = String(item.repository.id);
+      var t = Date.parse(time || "") || 0;
+      if (!(id in latest) || t > latest[id].t) { latest[id] = { t: t, repository: item.repository }; }
+    }
+    (page.pull_requests || []).forEach(function (pr) { see(pr, pr.updated); });
+    (page.branches || []).forEach(function (b) { see(b, b.updated); });
+    (page.commits || []).forEach(function (c) { see(c, c.time); });
+    return Object.keys(latest).map(function (id) { return latest[id]; })
+      .sort(function (a, b) { return b.t - a.t; })
+      .map(function (entry) { return entry.repository; });
+  }
+
+  function renderPage(page) {
+    newest(page).forEach(group);
+    (page.pull_requests || []).forEach(function (pr) { add(group(pr.repository), "pull_requests", pullRequestItem(pr)); });
+    (page.branches || []).forEach(function (b) { add(group(b.repository), "branches", branchItem(b)); });
+    (page.commits || []).forEach(function (c) { add(group(c.repository), "commits", commitItem(c)); });
+    (page.tags || []).forEach(addTag);
+    nextCursor = page.next_cursor || null;
+    moreButton.hidden = !nextCursor;
+  }
+
+  function renderNotices(page) {
+    var counts = page.counts || {};
+    setCounts(counts);
+    var indexing = page.indexing || [];
+    var indexingEl = document.getElementById("gcj-indexing");
+    if (indexing.length) {
+      var text = names(indexing);
+      var more = (page.indexing_total || indexing.length) - indexing.length;
+      if (more > 0) { text += " and " + plural(more, "more repository", "more repositories"); }
+      indexingEl.querySelector("[data-indexing-names]").textContent = text;
+      indexingEl.hidden = false;
+    }
+    var needs = page.needs_token_integrations || [];
+    if (needs.length) {
+      var tokenEl = document.getElementById("gcj-needs-token");
+      tokenEl.querySelector("[data-needs-token-names]").textContent = names(needs);
+      tokenEl.hidden = false;
+    }
+    var total = (counts.commits || 0) + (counts.branches || 0) + (counts.pull_requests || 0);
+    document.getElementById("gcj-empty").hidden = total > 0 || indexing.length > 0;
+  }
+
+  function resize() {
+    if (window.AP && window.AP.resize) { window.AP.resize(); }
+  }
+
+  function showMore() {
+    if (!nextCursor) { return; }
+    moreButton.disabled = true;
+    moreStatus.textContent = "Loading…";
+    var url = apiUrl + "?limit=" + PAGE_SIZE + "&cursor=" + encodeURIComponent(nextCursor);
+    window.GitConnect.api(url).then(function (page) {
+      moreStatus.textContent = "";
+      setCounts(page.counts || {});
+      renderPage(page);
+    }).catch(function (err) {
+      var code = String((err && err.code) || "");
+      moreStatus.textContent = /^jwt_/.test(code) || code === "unauthorized"
+        ? "Your session expired: reload the issue to see more."
+        : "Could not load more: " + ((err && err.message) || "unknown error");
+    }).then(function () {
+      moreButton.disabled = false;
+      resize();
+    });
+  }
+
+  var initial = {};
+  try {
+    initial = JSON.parse(document.getElementById("gcj-initial").textContent || "{}");
+  } catch (e) {
+    initial = {};
+  }
+  renderNotices(initial);
+  renderPage(initial);
+  moreButton.addEventListener("click", showMore);
+  root.setAttribute("data-ready", "true");
+  resize();
+})();
