@@ -29,6 +29,14 @@ def sync_to_jira(repository_id: int, backfill: bool = False) -> dict[str, Any]:
         return sync_repository(repository_id, backfill)
 
 
+def remove_integration_from_jira(tenant_id: int, integration_id: int) -> dict[str, Any]:
+    """Delete what an integration pushed to Jira's Development panel (after it was deleted here)."""
+    from connect_app.jira.followups import remove_integration
+
+    with job_context():
+        return remove_integration(tenant_id, integration_id)
+
+
 def discover_repositories(integration_id: int, run_id: int | None = None) -> dict[str, Any]:
     from connect_app.indexing.discovery import run_discovery
 

@@ -79,3 +79,31 @@ def sync_repository(repository_id: int, backfill: bool) -> dict[str, Any]:
         )
         return {"status": "rate_limited", "retry_at": when.isoformat()}
     return {"status": "done", "devinfo": devinfo.summary(), "smart_commits": smart.as_dict()}
+
+
+REMOVE_JOB = "workers.jobs.remove_integration_from_jira"
+
+
+def after_integration_deleted(tenant_id: int, integration_id: int) -> bool:
+    """Jira keeps what we pushed until told: remove an integration's development information
+    (one ``DELETE bulkByProperties``) in the background. Never raises."""
+    try:
+        return queueing.enqueue_unique(
+            redis_conn.client,
+            queueing.MAINTENANCE_QUEUE,
+            REMOVE_JOB,
+            (tenant_id, integration_id),
+            f"jira-remove-{integration_id}",
+            timeout=10 * 60,
+            description=f"remove integration {integration_id} from Jira",
+        )
+    except RedisError:
+        log.warning("could not enqueue removing integration %s from Jira (Redis unavailable)", integration_id)
+        return False
+
+
+def remove_integration(tenant_id: int, integration_id: int) -> dict[str, Any]:
+    from connect_app.jira.devinfo import delete_integration
+
+    delete_integration(db.session(), tenant_id=tenant_id, integration_id=integration_id)
+    return {"status": "done"}

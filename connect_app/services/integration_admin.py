@@ -47,6 +47,7 @@ from connect_app.integrations import (
     encode_credentials,
     remote_repository,
 )
+from connect_app.jira.followups import after_integration_deleted
 from connect_app.models import (
     Integration,
     IntegrationStatus,
@@ -429,6 +430,7 @@ def delete_integration(session: Session, integration: Integration, *, allow_priv
         raise
     for repo in repos:
         mirror.remove_mirror(repo)
+    after_integration_deleted(integration.tenant_id, integration.id)
     log.info("integration %s deleted with %d repositories", integration.id, len(repos))
     return Deleted(integration.id, len(repos), outcomes, cancelled)
 

@@ -72,3 +72,33 @@ def test_an_initial_index_reaches_the_development_panel(
     sent = [e for c in bulk for r in c.body["repositories"] for e in r.get("commits", [])]
     assert any("ABC-12" in e["issueKeys"] for e in sent)
     assert all(c.body.get("preventTransitions") is True for c in bulk)  # a backfill never transitions
+
+
+def test_deleting_an_integration_removes_its_data_from_jira(
+    app: Flask, installed_site: JiraSite, git_repo: ServedRepo, jira_stub: JiraStub
+) -> None:
+    from connect_app.services.integration_admin import delete_integration
+
+    with app.app_context():
+        session = db.session()
+        tenant_id = session.scalar(select(Tenant.id).where(Tenant.client_key == installed_site.client_key))
+        assert tenant_id is not None
+        integration = create_integration(
+            session,
+            tenant_id,
+            NewIntegration(
+                provider=ProviderId.GIT,
+                credentials=Credentials(AuthType.NONE),
+                display_name="app",
+                base_url=git_repo.url,
+                repository_selection=RepositorySelection.SELECTED,
+            ),
+        )
+        session.commit()
+        integration_id = integration.id
+        delete_integration(session, integration, allow_private=True)
+    jira_stub.calls.clear()
+    _drain(app)
+    [call] = [c for c in jira_stub.calls if c.method == "DELETE"]
+    assert call.path.endswith("/rest/devinfo/0.10/bulkByProperties") and call.auth_ok
+    assert call.query.get("integrationId") == [str(integration_id)]
