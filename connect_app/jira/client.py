@@ -45,6 +45,57 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def send_with_retries(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    authorization: Callable[[bool], str],
+    json: Any,
+    what: str,
+    timeout: tuple[float, float],
+    max_retry_wait: float,
+    max_retries: int,
+    sleep: Callable[[float], None],
+    refresh_on_401: bool = False,
+) -> requests.Response:
+    """One Jira call with what every client needs: a timeout, no redirects, transport errors as
+    ``HostUnavailable``, ``429 Retry-After`` waited (briefly, ``max_retries`` times) or raised as
+    ``RateLimited``; with ``refresh_on_401`` one retry with ``authorization(True)`` (a new token).
+    Any other status is returned for the caller to map."""
+    refreshed = False
+    attempt = 0
+    while True:
+        try:
+            response = session.request(
+                method,
+                url,
+                json=json,
+                headers={"Authorization": authorization(refreshed), "Accept": "application/json"},
+                timeout=timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout as e:
+            raise HostUnavailable(f"Jira did not answer in time ({what})") from e
+        except requests.RequestException as e:
+            raise HostUnavailable(f"Jira could not be reached ({what})") from e
+        if response.status_code == 401 and refresh_on_401 and not refreshed:
+            refreshed = True
+            continue
+        if response.status_code == 429:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            wait = 5.0 if wait is None else wait
+            if wait <= max_retry_wait and attempt < max_retries:
+                attempt += 1
+                sleep(wait)
+                continue
+            raise RateLimited(
+                "Jira is rate limiting this app; try again later.",
+                reset_at=datetime.now(UTC) + timedelta(seconds=wait),
+            )
+        return response
+
+
 class JiraClient:
     def __init__(
         self,
@@ -82,41 +133,28 @@ class JiraClient:
         if not path.startswith("/"):
             raise ValueError("Jira API paths are absolute, e.g. /rest/api/3/myself")
         url = self.base_url + path + (("?" + urlencode(params)) if params else "")
-        for attempt in range(self._max_retries + 1):
+
+        def authorization(_refresh: bool) -> str:  # a fresh token (and qsh) for every attempt
             token = encode_app_token(
-                app_key=self._app_key,
-                secret=self._secret,
-                method=method,
-                url=url,
-                tenant_base_url=self.base_url,
+                app_key=self._app_key, secret=self._secret, method=method, url=url, tenant_base_url=self.base_url
             )
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    json=json,
-                    headers={"Authorization": f"JWT {token}", "Accept": "application/json"},
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
-            except requests.Timeout as e:
-                raise HostUnavailable(f"Jira did not answer in time ({method} {path})") from e
-            except requests.RequestException as e:
-                raise HostUnavailable(f"Jira could not be reached ({method} {path})") from e
-            if response.status_code == 429:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                wait = 5.0 if wait is None else wait
-                if wait <= self._max_retry_wait and attempt < self._max_retries:
-                    self._sleep(wait)
-                    continue
-                raise RateLimited(
-                    "Jira is rate limiting this app; try again later.",
-                    reset_at=datetime.now(UTC) + timedelta(seconds=wait),
-                )
-            if response.status_code in expected:
-                return response
-            raise self._error_for(response, method, path)
-        raise RateLimited("Jira is rate limiting this app; try again later.")  # pragma: no cover
+            return f"JWT {token}"
+
+        response = send_with_retries(
+            self._session,
+            method,
+            url,
+            authorization=authorization,
+            json=json,
+            what=f"{method} {path}",
+            timeout=self._timeout,
+            max_retry_wait=self._max_retry_wait,
+            max_retries=self._max_retries,
+            sleep=self._sleep,
+        )
+        if response.status_code in expected:
+            return response
+        raise self._error_for(response, method, path)
 
     @staticmethod
     def _error_for(response: requests.Response, method: str, path: str) -> AppError:

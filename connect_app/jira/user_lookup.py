@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import jwt as pyjwt
 import requests
@@ -64,7 +65,7 @@ from connect_app.errors import (
     HostUnavailable,
     RateLimited,
 )
-from connect_app.jira.client import DEFAULT_TIMEOUT, retry_after_seconds
+from connect_app.jira.client import DEFAULT_TIMEOUT, retry_after_seconds, send_with_retries
 from connect_app.models import Tenant
 
 USER_SEARCH_PATH = "/rest/api/3/user/search"
@@ -416,42 +417,27 @@ class ImpersonatedJiraClient:
     ) -> requests.Response:
         if not path.startswith("/"):
             raise ValueError("Jira API paths are absolute, e.g. /rest/api/3/myself")
-        url = self.base_url + path
-        refreshed = False
-        attempt = 0
-        while True:
-            token = self._tokens.token_for(self._tenant, self.account_id, refresh=refreshed)
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=dict(params) if params else None,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token.token}", "Accept": "application/json"},
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
-            except requests.Timeout as e:
-                raise HostUnavailable(f"Jira did not answer in time ({method} {path})") from e
-            except requests.RequestException as e:
-                raise HostUnavailable(f"Jira could not be reached ({method} {path})") from e
-            if response.status_code == 401 and not refreshed:
-                refreshed = True
-                continue
-            if response.status_code == 429:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                wait = 5.0 if wait is None else wait
-                if wait <= self._max_retry_wait and attempt < self._max_retries:
-                    attempt += 1
-                    self._sleep(wait)
-                    continue
-                raise RateLimited(
-                    "Jira is rate limiting this app; try again later.",
-                    reset_at=datetime.now(UTC) + timedelta(seconds=wait),
-                )
-            if response.status_code in expected:
-                return response
-            raise _error_for(response, method, path)
+        url = self.base_url + path + (("?" + urlencode(params)) if params else "")
+
+        def authorization(refresh: bool) -> str:
+            return f"Bearer {self._tokens.token_for(self._tenant, self.account_id, refresh=refresh).token}"
+
+        response = send_with_retries(
+            self._session,
+            method,
+            url,
+            authorization=authorization,
+            json=json,
+            what=f"{method} {path}",
+            timeout=self._timeout,
+            max_retry_wait=self._max_retry_wait,
+            max_retries=self._max_retries,
+            sleep=self._sleep,
+            refresh_on_401=True,
+        )
+        if response.status_code in expected:
+            return response
+        raise _error_for(response, method, path)
 
     def get_json(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Any:
         return self.request("GET", path, params=params).json()
