@@ -15,9 +15,14 @@ def create_app(config: Settings | None = None) -> Flask:
     """Build the Flask app. Reads the environment only when ``config`` is None."""
     from connect_app import extensions, logging_setup, runtime
     from connect_app.web import register_blueprints
+    from connect_app.web.api_actions import bp as api_actions_bp
+    from connect_app.web.api_browse import bp as api_browse_bp
+    from connect_app.web.api_integration_log import bp as api_integration_log_bp
     from connect_app.web.api_integrations import bp as api_integrations_bp
     from connect_app.web.api_issues import bp as api_issues_bp
+    from connect_app.web.api_me import bp as api_me_bp
     from connect_app.web.api_runs import bp as api_runs_bp
+    from connect_app.web.browse import bp as browse_bp
     from connect_app.web.errors import register_error_handlers
     from connect_app.web.webhooks import bp as webhooks_bp
 
@@ -40,6 +45,8 @@ def create_app(config: Settings | None = None) -> Flask:
     register_blueprints(app)
     app.register_blueprint(api_issues_bp)
     app.register_blueprint(webhooks_bp)
-    for admin_api_bp in (api_integrations_bp, api_runs_bp):
+    for admin_api_bp in (api_integrations_bp, api_runs_bp, api_integration_log_bp):
         app.register_blueprint(admin_api_bp)
+    for user_bp in (api_me_bp, api_actions_bp, api_browse_bp, browse_bp):
+        app.register_blueprint(user_bp)
     return app

@@ -196,8 +196,7 @@ def add_repositories(
 ) -> list[Repository]:
     """Insert repositories not stored yet (by external id); returns the new rows."""
     known = {
-        ext
-        for (ext,) in session.query(Repository.external_id).filter(Repository.integration_id == integration.id)
+        ext for (ext,) in session.query(Repository.external_id).filter(Repository.integration_id == integration.id)
     }
     added = []
     for remote in remotes:

@@ -11,7 +11,7 @@ from connect_app.hosts.base import ProviderInfo
 from connect_app.hosts.registry import providers
 from connect_app.jira.jwt import QshMode
 from connect_app.security.auth import current_auth, jira_auth
-from connect_app.web import openapi_admin
+from connect_app.web import openapi_actions, openapi_admin, openapi_browse, openapi_log, openapi_user
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -103,9 +103,10 @@ OPENAPI: dict[str, Any] = {
     },
 }
 
-# The admin API (connect_app.web.api_integrations, api_runs) documents itself in openapi_admin.
-OPENAPI["paths"].update(openapi_admin.PATHS)
-OPENAPI["components"]["schemas"].update(openapi_admin.SCHEMAS)
+# Each API module documents itself in an openapi_* module (paths and component schemas).
+for _described in (openapi_admin, openapi_log, openapi_user, openapi_actions, openapi_browse):
+    OPENAPI["paths"].update(_described.PATHS)
+    OPENAPI["components"]["schemas"].update(_described.SCHEMAS)
 
 
 def provider_payload(info: ProviderInfo) -> dict[str, Any]:
