@@ -14,6 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: Settings | None = None) -> Flask:
     """Build the Flask app. Reads the environment only when ``config`` is None."""
     from connect_app import extensions, logging_setup, runtime
+    from connect_app.services import development, user_permissions
     from connect_app.web import register_blueprints
     from connect_app.web.api_actions import bp as api_actions_bp
     from connect_app.web.api_browse import bp as api_browse_bp
@@ -49,4 +50,5 @@ def create_app(config: Settings | None = None) -> Flask:
         app.register_blueprint(admin_api_bp)
     for user_bp in (api_me_bp, api_actions_bp, api_browse_bp, browse_bp):
         app.register_blueprint(user_bp)
+    development.set_permission_checker(user_permissions.UserTokenPermissions())
     return app

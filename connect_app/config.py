@@ -79,6 +79,9 @@ class Settings:
     max_jobs_per_credential: int = 2  # ... and for one host credential
     index_run_retention_days: int = 30
     webhook_max_body_bytes: int = 25 * 1024 * 1024  # GitHub's own cap on a delivery
+    # -- user tokens
+    # How long what a user's own token may read on a repository is trusted before the host is asked again.
+    user_permission_cache_seconds: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +109,9 @@ class Settings:
             max_jobs_per_tenant=_int("MAX_JOBS_PER_TENANT", e.get("MAX_JOBS_PER_TENANT"), 4),
             max_jobs_per_credential=_int("MAX_JOBS_PER_CREDENTIAL", e.get("MAX_JOBS_PER_CREDENTIAL"), 2),
             index_run_retention_days=_int("INDEX_RUN_RETENTION_DAYS", e.get("INDEX_RUN_RETENTION_DAYS"), 30),
+            user_permission_cache_seconds=_int(
+                "USER_PERMISSION_CACHE_SECONDS", e.get("USER_PERMISSION_CACHE_SECONDS"), 300
+            ),
         )
         settings.validate()
         return settings
@@ -125,6 +131,8 @@ class Settings:
         """Refuse to start in production without what production needs."""
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError("BASE_URL must start with https:// (or http:// for local development)")
+        if self.user_permission_cache_seconds < 0:
+            raise ConfigError("USER_PERMISSION_CACHE_SECONDS must be 0 or more")
         if not self.is_production:
             return
         missing = [

@@ -12,6 +12,7 @@ import secrets as pysecrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -131,6 +132,40 @@ def host_config(integration: Integration) -> HostConfig:
             "etag_cache": RedisEtagCache(client),
         },
     )
+
+
+USER_HOST_MAX_WAIT_SECONDS = 5.0
+
+
+def user_host_config(
+    integration: Integration, credentials: Credentials, *, max_wait_seconds: float = USER_HOST_MAX_WAIT_SECONDS
+) -> HostConfig:
+    """The integration's host, authenticated as one Jira user (their own token) instead of the
+    integration's credentials. The user's credential gets its own shared rate budget; no ETag
+    cache (an answer about a user's access must be current); a rate limit is waited out for at
+    most ``max_wait_seconds`` (a user is waiting). GitHub is not asked for webhook scopes:
+    only the integration's own credentials register webhooks."""
+    options: dict[str, Any] = {
+        "budget_store": RedisBudgetStore(redis_conn.client),
+        "max_wait_seconds": max_wait_seconds,
+    }
+    provider = ProviderId(integration.provider)
+    if provider in (ProviderId.GITHUB, ProviderId.GITHUB_ENTERPRISE):
+        options["webhooks"] = False
+    return HostConfig(
+        provider=provider,
+        credentials=credentials,
+        base_url=integration.base_url,
+        namespace=integration.namespace,
+        allow_private=runtime().settings.allow_private_hosts,
+        client_options=options,
+    )
+
+
+def host_for_user(integration: Integration, credentials: Credentials) -> GitHost:
+    """A client for the integration's host acting with a user's own credentials (see
+    :func:`user_host_config`); nothing is refreshed or stored."""
+    return build_host(user_host_config(integration, credentials))
 
 
 def host_for(integration: Integration) -> GitHost:
