@@ -25,7 +25,7 @@ Public surface:
         No index job for that credential is dispatched before ``until``.
 
     prune_history(now=None) -> int
-        Delete old finished IndexRuns and old handled webhook deliveries.
+        Delete old finished IndexRuns, old handled webhook deliveries and old log events.
 
 Contract with the engine (``sync.run_index``), which owns a run once it starts:
 
@@ -82,6 +82,7 @@ from connect_app.models import (
     utcnow,
 )
 from connect_app.runtime import runtime
+from connect_app.services.integration_log import prune_events
 
 log = logging.getLogger(__name__)
 
@@ -357,8 +358,8 @@ def _retry_deliveries(session: Session) -> int:
 
 
 def prune_history(now: datetime | None = None) -> int:
-    """Delete finished IndexRuns and handled webhook deliveries older than
-    ``index_run_retention_days``; deliveries still waiting to be enqueued are kept."""
+    """Delete finished IndexRuns, handled webhook deliveries and integration log events older
+    than ``index_run_retention_days``; deliveries still waiting to be enqueued are kept."""
     now = now or utcnow()
     session = db.session()
     keep = timedelta(days=runtime().settings.index_run_retention_days)
@@ -368,8 +369,9 @@ def prune_history(now: datetime | None = None) -> int:
             WebhookDelivery.status != DeliveryStatus.RECEIVED.value, WebhookDelivery.received_at < now - keep
         )
     )
-    session.commit()
     removed += int(getattr(result, "rowcount", 0) or 0)
+    removed += prune_events(session, older_than=now - keep)
+    session.commit()
     if removed:
-        log.info("pruned %d index runs and webhook deliveries older than %s", removed, keep)
+        log.info("pruned %d index runs, webhook deliveries and log events older than %s", removed, keep)
     return removed

@@ -54,6 +54,10 @@ Jira's answers
   returns ``status="needs_attention"``. Later pushes do not call Jira until the tenant
   reinstalls (a new shared secret) or :data:`ATTENTION_RETRY` has passed.
 * 5xx / timeouts: progress saved, :class:`~connect_app.errors.HostUnavailable` raised.
+
+Each push with something to tell (refusals, new unknown keys, dropped keys, smart commits left
+to Jira, an interruption, Jira refusing the app) writes one event to the integration's log:
+:mod:`connect_app.jira.devinfo_events`.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ from connect_app.errors import (
     PermissionDenied,
     RateLimited,
 )
+from connect_app.jira.devinfo_events import PushTarget, record_interrupted, record_push, record_refused
 from connect_app.jira.devinfo_payloads import (
     BranchInfo,
     CommitInfo,
@@ -475,6 +480,10 @@ class _Push:
     def fallback_url(self) -> str:
         return self.info.url
 
+    @property
+    def target(self) -> PushTarget:
+        return PushTarget(self.tenant_id, self.integration_id, self.repo_id, self.info.name)
+
 
 def push_repository(
     session: Session,
@@ -538,7 +547,7 @@ def push_repository(
             plan.after = None
         _delete_gone_branches(push)
     except RateLimited as e:
-        _interrupted(push, e, "rate limited by Jira")
+        _interrupted(push, e, "rate limited by Jira", now)
         raise
     except (HostAuthError, PermissionDenied, HostNotFound) as e:
         session.rollback()
@@ -548,10 +557,11 @@ def push_repository(
         state.last_error = detail
         result.status, result.error = "needs_attention", detail
         state.last_result = result.summary()
+        record_refused(session, push.target, detail, _attention_status(e), now)
         session.commit()
         return result
     except AppError as e:
-        _interrupted(push, e, e.message)
+        _interrupted(push, e, e.message, now)
         raise
     _finish(push)
     return result
@@ -574,7 +584,7 @@ def _save_progress(push: _Push) -> None:
     push.session.commit()
 
 
-def _interrupted(push: _Push, error: AppError, text: str) -> None:
+def _interrupted(push: _Push, error: AppError, text: str, now: datetime) -> None:
     session = push.session
     session.rollback()
     state = _ensure_repository_state(session, push.repo_id, push.tenant_id, push.integration_id)
@@ -583,7 +593,8 @@ def _interrupted(push: _Push, error: AppError, text: str) -> None:
     state.last_error = f"Interrupted ({text}); the next push resumes where this one stopped."
     push.result.status, push.result.error = "partial", state.last_error
     state.last_result = push.result.summary()
-    _merge_unknown_keys(state, push.result.unknown_issue_keys)
+    new_keys = _merge_unknown_keys(state, push.result.unknown_issue_keys)
+    record_interrupted(session, push.target, push.result, new_keys, error, now)
     session.commit()
     log.info("devinfo push of repository %s interrupted: %s", push.repo_id, error)
 
@@ -598,16 +609,20 @@ def _finish(push: _Push) -> None:
     state.status = DevinfoStatus.OK.value
     state.last_error = None
     state.last_result = result.summary()
-    _merge_unknown_keys(state, result.unknown_issue_keys)
+    new_keys = _merge_unknown_keys(state, result.unknown_issue_keys)
     _clear_attention(session, push.tenant_id)
+    record_push(session, push.target, result, new_keys)
     session.commit()
 
 
-def _merge_unknown_keys(state: DevinfoRepositoryState, keys: Sequence[str]) -> None:
+def _merge_unknown_keys(state: DevinfoRepositoryState, keys: Sequence[str]) -> list[str]:
+    """Add ``keys`` to the repository's list (newest last, capped); returns those it did not hold."""
     if not keys:
-        return
+        return []
+    known = set(state.unknown_issue_keys or [])
     merged = [k for k in (state.unknown_issue_keys or []) if k not in keys] + list(keys)
     state.unknown_issue_keys = merged[-MAX_UNKNOWN_KEYS:]
+    return [k for k in keys if k not in known]
 
 
 # ----------------------------------------------------------------------------- selection
@@ -1070,8 +1085,11 @@ def _delete(session: Session, tenant_id: int, client: JiraApi, path: str, params
 def repository_log(session: Session, repository_id: int) -> dict[str, Any] | None:
     """What the integration's log shows for one repository's Development panel pushes."""
     state = repository_state(session, repository_id)
-    if state is None:
-        return None
+    return None if state is None else state_summary(state)
+
+
+def state_summary(state: DevinfoRepositoryState) -> dict[str, Any]:
+    """One repository's Development panel state as plain data (the log summary's rows)."""
     return {
         "status": state.status,
         "last_attempt_at": state.last_attempt_at.isoformat() if state.last_attempt_at else None,

@@ -38,6 +38,9 @@ Executing (mode "app"): :func:`run_smart_commits`
   matched case-insensitively (:func:`~connect_app.jira.smart_commit_parser.match_transition`),
   ``POST .../transitions``, then the text as a comment.
 * Malformed commands are recorded as ``skipped`` rows (``command = "invalid"``), never raised.
+* What an admin should hear of (no matching Jira user, impersonation unavailable, Jira's
+  refusals, transitions not found, malformed commands) also goes to the integration's log,
+  once and bounded per run: :mod:`connect_app.jira.smart_commit_events`.
 """
 
 from __future__ import annotations
@@ -64,9 +67,11 @@ from connect_app.errors import (
     PermissionDenied,
     RateLimited,
 )
+from connect_app.jira.smart_commit_events import SmartCommitLog
 from connect_app.jira.smart_commit_parser import (
     CommandKind,
     ParsedMessage,
+    Problem,
     SmartCommand,
     Transition,
     adf_paragraph,
@@ -95,14 +100,23 @@ from connect_app.models import (
     Tenant,
     utcnow,
 )
-from connect_app.services.integration_settings import Feature, feature_enabled
+from connect_app.services.integration_settings import (
+    DEFAULT_SMART_COMMIT_MAX_AGE_DAYS,
+    SMART_COMMIT_MAX_AGE_DAYS_MAX,
+    SMART_COMMITS_BY_KEY,
+    SMART_COMMITS_MAX_AGE_KEY,
+    Feature,
+    feature_enabled,
+    smart_commit_max_age_days,
+    smart_commits_by,
+)
 
 log = logging.getLogger(__name__)
 
-MODE_KEY = "smart_commits_by"  # "app" | "jira"
-MAX_AGE_KEY = "smart_commits_max_age_days"
-DEFAULT_MAX_AGE = timedelta(days=14)
-MAX_AGE_DAYS_LIMIT = 365
+MODE_KEY = SMART_COMMITS_BY_KEY  # "app" | "jira"
+MAX_AGE_KEY = SMART_COMMITS_MAX_AGE_KEY
+DEFAULT_MAX_AGE = timedelta(days=DEFAULT_SMART_COMMIT_MAX_AGE_DAYS)
+MAX_AGE_DAYS_LIMIT = SMART_COMMIT_MAX_AGE_DAYS_MAX
 MAX_COMMITS_PER_RUN = 2000
 INVALID_COMMAND = "invalid"
 MAX_SUMMARY = 255
@@ -118,23 +132,15 @@ UserClientFactory = Callable[[Tenant, str, UserTokenProvider], JiraApi]
 
 
 def smart_commit_mode(integration: Integration) -> SmartCommitMode | None:
-    """Who runs this integration's smart commits; ``None`` when the feature is off."""
+    """Who runs this integration's smart commits; ``None`` when the feature is off.
+    "jira" (or unset) with the Development panel off is "app": Jira never sees the commits."""
     if not feature_enabled(integration, Feature.SMART_COMMITS):
         return None
-    stored = (integration.features or {}).get(MODE_KEY)
-    if stored == SmartCommitMode.APP.value:
-        return SmartCommitMode.APP
-    # "jira" or unset: Jira runs them -- when it sees the commits at all.
-    if feature_enabled(integration, Feature.DEVELOPMENT_PANEL):
-        return SmartCommitMode.JIRA
-    return SmartCommitMode.APP
+    return smart_commits_by(integration)
 
 
-def smart_commit_max_age(integration: Integration, default: timedelta = DEFAULT_MAX_AGE) -> timedelta:
-    value = (integration.features or {}).get(MAX_AGE_KEY)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_AGE_DAYS_LIMIT:
-        return timedelta(days=value)
-    return default
+def smart_commit_max_age(integration: Integration) -> timedelta:
+    return timedelta(days=smart_commit_max_age_days(integration))
 
 
 def fingerprint(author_email: str, authored_at: datetime, message: str) -> str:
@@ -269,10 +275,16 @@ def available_transitions(api: JiraApi, issue_key: str) -> list[Transition]:
 
 
 def run_transition(api: JiraApi, issue_key: str, command: str, comment: str) -> str:
-    """Run the transition ``#command`` names; returns its name. ``CommandFailed`` when none matches."""
-    match = match_transition(command, available_transitions(api, issue_key))
+    """Run the transition ``#command`` names; returns its name. ``CommandFailed`` (with the
+    available transitions) when none matches."""
+    available = available_transitions(api, issue_key)
+    match = match_transition(command, available)
     if match.transition is None:
-        raise CommandFailed(match.reason or "no such transition")
+        raise CommandFailed(
+            match.reason or "no such transition",
+            code="transition_not_found",
+            available=sorted({t.name for t in available}),
+        )
     api.request(
         "POST",
         _issue_path(issue_key, "transitions"),
@@ -289,6 +301,10 @@ class CommandFailed(AppError):
 
     code = "smart_commit_failed"
     status = 422
+
+    def __init__(self, message: str, *, code: str | None = None, available: Sequence[str] | None = None) -> None:
+        super().__init__(message, code=code)
+        self.available = list(available) if available is not None else None
 
 
 def execute(api: JiraApi, issue_key: str, command: SmartCommand, commit: CommitFacts) -> str | None:
@@ -345,6 +361,7 @@ class _Context:
     mode: SmartCommitMode
     now: datetime
     result: SmartCommitResult
+    log: SmartCommitLog
 
 
 def _load(session: Session, repository_id: int) -> tuple[Repository, Integration, Tenant]:
@@ -457,7 +474,8 @@ def run_smart_commits(
     result.commits_seen = len(commits)
     if not commits:
         return result
-    ctx = _Context(session, tenant, integration, repo, mode, now, result)
+    events = SmartCommitLog(session, tenant.id, integration.id, repo.id, repo.name, now)
+    ctx = _Context(session, tenant, integration, repo, mode, now, result, events)
     app_client = client or _app_client(tenant)
     directory: UserLookup = users or UserDirectory(app_client, tenant_id=tenant.id, cache=_redis())
     provider = tokens or _default_tokens()
@@ -469,6 +487,8 @@ def run_smart_commits(
         if not pending:
             continue
         _run_commit(ctx, commit, pending, directory, provider, user_client_factory)
+    events.close()
+    session.commit()
     return result
 
 
@@ -479,13 +499,13 @@ def _record_problems(
         ctx.result.problems.append(f"{commit.sha[:12]} {problem}")
     # Malformed commands go to the log once (as skipped rows); "not linked" keys are only counted.
     recorded: set[int] = set()
-    wrote = False
+    new: list[Problem] = []
     for problem in parsed.problems:
         index = problem.index
         if index is None or index in recorded or (commit.sha, "-", index) in done:
             continue
         recorded.add(index)
-        wrote |= insert_claim(
+        inserted = insert_claim(
             ctx.session,
             claim_values(
                 tenant_id=ctx.tenant.id,
@@ -502,7 +522,10 @@ def _record_problems(
                 now=ctx.now,
             ),
         )
-    if wrote:
+        if inserted:
+            new.append(problem)
+    if new:
+        ctx.log.malformed(commit.sha, new)
         ctx.session.commit()
 
 
@@ -517,23 +540,33 @@ def _run_commit(
     match = directory.account_for(commit.author_email)
     api: JiraApi | None = None
     reason: str | None = match.reason
+    unavailable = False
     if match.account_id is not None:
         try:
             provider.token_for(ctx.tenant, match.account_id)
             factory = user_client_factory or _user_client
             api = factory(ctx.tenant, match.account_id, provider)
         except ImpersonationUnavailable as e:
-            reason = e.message
+            reason, unavailable = e.message, True
+    if api is None:
+        reason = reason or "no Jira user to act as"
+        skipped = [
+            command.summary for key, command in pending if _skip(ctx, commit, key, command, reason, match.account_id)
+        ]
+        if skipped and unavailable:
+            ctx.log.impersonation_unavailable(commit.sha, reason)
+        elif skipped:
+            ctx.log.no_user(commit.sha, commit.author_email, reason, skipped)
+        ctx.session.commit()
+        return
     for key, command in pending:
-        if api is None:
-            _skip(ctx, commit, key, command, reason or "no Jira user to act as", match.account_id)
-            continue
         _run_one(ctx, api, commit, key, command, match.account_id)
 
 
 def _skip(
     ctx: _Context, commit: CommitFacts, key: str, command: SmartCommand, reason: str, account_id: str | None
-) -> None:
+) -> bool:
+    """Record the command as skipped; True when this call recorded it (not seen before)."""
     inserted = insert_claim(
         ctx.session,
         claim_values(
@@ -557,6 +590,7 @@ def _skip(
         ctx.result.skipped += 1
     else:
         ctx.result.already_done += 1
+    return inserted
 
 
 def _run_one(
@@ -585,6 +619,7 @@ def _run_one(
         ctx.result.already_done += 1
         return
     status, error, note = SmartCommitStatus.DONE, None, None
+    available: list[str] | None = None
     try:
         note = execute(api, key, command, commit)
     except RateLimited:
@@ -595,11 +630,14 @@ def _run_one(
         raise
     except AppError as e:
         status, error = SmartCommitStatus.FAILED, _failure_text(e, key, command)
+        available = e.available if isinstance(e, CommandFailed) else None
     row = _row(session, ctx.tenant.id, commit.sha, key, command.index)
     if row is not None:
         row.status = status.value
         row.error = error if error is not None else note
         row.executed_at = utcnow()
+    if error is not None:
+        ctx.log.failed(commit.sha, key, command.summary, error, available)
     session.commit()
     if status is SmartCommitStatus.DONE:
         ctx.result.done += 1
@@ -645,17 +683,20 @@ def _user_client(tenant: Tenant, account_id: str, tokens: UserTokenProvider) -> 
     )
 
 
-def smart_commit_log(session: Session, integration_id: int, *, limit: int = LOG_LIMIT) -> list[dict[str, Any]]:
-    """The integration's smart-commit log, newest first (what ran, as whom, or why not)."""
+def smart_commit_log(
+    session: Session, integration_id: int, *, limit: int = LOG_LIMIT, tenant_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The integration's smart-commit ledger, newest first (what ran, as whom, or why not)."""
+    query = select(SmartCommitExecution).where(SmartCommitExecution.integration_id == integration_id)
+    if tenant_id is not None:
+        query = query.where(SmartCommitExecution.tenant_id == tenant_id)
     rows = session.scalars(
-        select(SmartCommitExecution)
-        .where(SmartCommitExecution.integration_id == integration_id)
-        .order_by(SmartCommitExecution.created_at.desc(), SmartCommitExecution.id.desc())
-        .limit(limit)
+        query.order_by(SmartCommitExecution.created_at.desc(), SmartCommitExecution.id.desc()).limit(limit)
     )
     return [
         {
             "sha": r.sha,
+            "repository_id": r.repository_id,
             "issue_key": r.issue_key,
             "command": r.summary,
             "mode": r.mode,

@@ -358,14 +358,19 @@ def _oauth_error(response: requests.Response) -> str:
 
 
 def jira_error_text(response: requests.Response) -> str:
-    """Jira's own words from an error body (``errorMessages`` and ``errors``), shortened."""
+    """Jira's own words from an error body (``errorMessages`` and ``errors``), shortened.
+    ``errorMessages`` holds strings (platform REST) or ``{"message", "errorTraceId"}`` objects
+    (the devinfo API, "ErrorMessages" in the Jira Software description)."""
     try:
         body = response.json()
     except ValueError:
         return ""
     if not isinstance(body, dict):
         return ""
-    parts = [str(m) for m in body.get("errorMessages") or [] if m]
+    parts = [
+        str(m.get("message") or "") if isinstance(m, dict) else str(m) for m in body.get("errorMessages") or [] if m
+    ]
+    parts = [p for p in parts if p]
     errors = body.get("errors")
     if isinstance(errors, dict):
         parts += [f"{k}: {v}" for k, v in errors.items()]

@@ -15,13 +15,18 @@ from typing import Any
 from connect_app.errors import ValidationError
 from connect_app.hosts.base import AuthType, Capability, Credentials, ProviderId, ProviderInfo
 from connect_app.hosts.registry import provider_info
-from connect_app.models import RepositorySelection
+from connect_app.models import RepositorySelection, SmartCommitMode
 from connect_app.services.integration_settings import (
     BRANCH_TEMPLATE_KEY,
     FEATURE_LABELS,
+    JIRA_NEEDS_PANEL,
     MAX_PROJECT_KEYS,
     REINDEX_MINUTES_MAX,
     REINDEX_MINUTES_MIN,
+    SMART_COMMIT_MAX_AGE_DAYS_MAX,
+    SMART_COMMIT_MAX_AGE_DAYS_MIN,
+    SMART_COMMITS_BY_KEY,
+    SMART_COMMITS_MAX_AGE_KEY,
     Feature,
     project_key_problem,
     supports,
@@ -165,6 +170,8 @@ def parse_settings(fields: Fields, info: ProviderInfo) -> dict[str, Any]:
             "reindex_interval_minutes",
             "features",
             "branch_name_template",
+            SMART_COMMITS_BY_KEY,
+            SMART_COMMITS_MAX_AGE_KEY,
         }
     )
     out: dict[str, Any] = {}
@@ -190,8 +197,49 @@ def parse_settings(fields: Fields, info: ProviderInfo) -> dict[str, Any]:
             raise FieldError(where, f"{where} {problem}", code="invalid_branch_template")
         out[BRANCH_TEMPLATE_KEY] = template
     features = fields.object("features")
-    if features is not None:
-        out["features"] = parse_features(features, info)
+    switches = parse_features(features, info) if features is not None else {}
+    smart = parse_smart_commit_settings(fields, switches)
+    if features is not None or smart:
+        # Stored in Integration.features beside the switches (merged, never replaced).
+        out["features"] = {**switches, **smart}
+    return out
+
+
+def parse_smart_commit_settings(fields: Fields, switches: Mapping[str, bool]) -> dict[str, Any]:
+    """``smart_commits_by`` ("app" | "jira") and ``smart_commits_max_age_days`` (1..365).
+    "jira" with the Development panel switched off in the same request is refused here; with
+    it off in the stored settings, when the settings are merged
+    (:func:`connect_app.services.integration_settings.merged_features`)."""
+    out: dict[str, Any] = {}
+    where = fields.name(SMART_COMMITS_BY_KEY)
+    runner = fields.data.get(SMART_COMMITS_BY_KEY)
+    if runner is not None:
+        choices = [m.value for m in SmartCommitMode]
+        if runner not in choices:
+            raise FieldError(
+                where,
+                f'{where} must be "app" (Git Connect runs smart commits as the commit author) or "jira" '
+                "(Jira runs them from its Development panel)",
+                code="invalid_smart_commits_by",
+            )
+        if runner == SmartCommitMode.JIRA.value and switches.get(Feature.DEVELOPMENT_PANEL.value) is False:
+            raise FieldError(where, f"{where}: {JIRA_NEEDS_PANEL}", code="smart_commits_need_development_panel")
+        out[SMART_COMMITS_BY_KEY] = runner
+    if fields.has(SMART_COMMITS_MAX_AGE_KEY):
+        age_where = fields.name(SMART_COMMITS_MAX_AGE_KEY)
+        value = fields.data[SMART_COMMITS_MAX_AGE_KEY]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(
+                age_where,
+                f"{age_where} must be a whole number of days (commits older than that never run smart commits), "
+                f"not {_type_name(value)}",
+            )
+        if not SMART_COMMIT_MAX_AGE_DAYS_MIN <= value <= SMART_COMMIT_MAX_AGE_DAYS_MAX:
+            raise FieldError(
+                age_where,
+                f"{age_where} must be between {SMART_COMMIT_MAX_AGE_DAYS_MIN} and {SMART_COMMIT_MAX_AGE_DAYS_MAX} days",
+            )
+        out[SMART_COMMITS_MAX_AGE_KEY] = value
     return out
 
 

@@ -1,10 +1,18 @@
-"""An integration's admin settings beyond its columns: feature switches and the branch
-name template, kept in ``Integration.features`` (a JSON object).
+"""An integration's admin settings beyond its columns: feature switches, the branch name
+template and who runs smart commits (and up to which age), kept in ``Integration.features``
+(a JSON object).
 
-Read them through :func:`feature_enabled` and :func:`branch_name_template`; the admin API
+Read them through :func:`feature_enabled`, :func:`branch_name_template`,
+:func:`smart_commits_by` and :func:`smart_commit_max_age_days`; the admin API
 (:mod:`connect_app.services.admin_input`) is the only writer. ``features`` also holds keys
 written by ``connect_app.indexing.webhook_setup`` (``webhook_manual``...): writers here
 merge, never replace the whole object.
+
+Smart commits run exactly once, by one side (see :mod:`connect_app.jira.smart_commits`):
+``smart_commits_by`` is ``"jira"`` (Jira runs them from the commits sent to its Development
+panel; the default while that feature is on) or ``"app"``. Jira can only run them when it
+sees the commits, so with the Development panel off the app runs them whatever is stored,
+and the admin API refuses to *set* ``"jira"`` then (:func:`merged_features`).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 from connect_app.hosts.base import Capability, ProviderInfo
 from connect_app.hosts.registry import provider_info
-from connect_app.models import Integration
+from connect_app.models import Integration, SmartCommitMode
 
 
 class Feature(StrEnum):
@@ -40,6 +48,16 @@ FEATURE_LABELS: dict[Feature, str] = {
     Feature.DEVELOPMENT_PANEL: "send to Jira's Development panel",
     Feature.WEBHOOKS: "index on webhooks",
 }
+
+SMART_COMMITS_BY_KEY = "smart_commits_by"  # "app" | "jira"
+SMART_COMMITS_MAX_AGE_KEY = "smart_commits_max_age_days"
+DEFAULT_SMART_COMMIT_MAX_AGE_DAYS = 14
+SMART_COMMIT_MAX_AGE_DAYS_MIN = 1
+SMART_COMMIT_MAX_AGE_DAYS_MAX = 365
+JIRA_NEEDS_PANEL = (
+    "Jira can run smart commits only from the commits sent to its Development panel: switch on "
+    '"send to Jira\'s Development panel" (features.development_panel), or let Git Connect run them ("app")'
+)
 
 BRANCH_TEMPLATE_KEY = "branch_name_template"
 DEFAULT_BRANCH_TEMPLATE = "${issuekey}-${summary}"
@@ -70,10 +88,7 @@ def default_features(info: ProviderInfo) -> dict[str, bool]:
     return {f.value: supports(info, f) for f in Feature}
 
 
-def features_of(integration: Integration) -> dict[str, bool]:
-    """The feature switches as the admin sees them (defaults filled in, unsupported ones off)."""
-    info = provider_info(integration.provider)
-    stored: Mapping[str, Any] = integration.features or {}
+def _switches(info: ProviderInfo, stored: Mapping[str, Any]) -> dict[str, bool]:
     result = default_features(info)
     for f in Feature:
         value = stored.get(f.value)
@@ -82,8 +97,36 @@ def features_of(integration: Integration) -> dict[str, bool]:
     return result
 
 
+def features_of(integration: Integration) -> dict[str, bool]:
+    """The feature switches as the admin sees them (defaults filled in, unsupported ones off)."""
+    return _switches(provider_info(integration.provider), integration.features or {})
+
+
 def feature_enabled(integration: Integration, feature: Feature) -> bool:
     return features_of(integration)[Feature(feature).value]
+
+
+def _runner(info: ProviderInfo, stored: Mapping[str, Any]) -> SmartCommitMode:
+    if stored.get(SMART_COMMITS_BY_KEY) == SmartCommitMode.APP.value:
+        return SmartCommitMode.APP
+    # "jira" or unset: Jira runs them -- when it sees the commits at all.
+    if _switches(info, stored)[Feature.DEVELOPMENT_PANEL.value]:
+        return SmartCommitMode.JIRA
+    return SmartCommitMode.APP
+
+
+def smart_commits_by(integration: Integration) -> SmartCommitMode:
+    """Who runs the integration's smart commits when the smart-commits feature is on."""
+    return _runner(provider_info(integration.provider), integration.features or {})
+
+
+def smart_commit_max_age_days(integration: Integration) -> int:
+    """Commands of commits older than this many days are never run (by either side)."""
+    value = (integration.features or {}).get(SMART_COMMITS_MAX_AGE_KEY)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if SMART_COMMIT_MAX_AGE_DAYS_MIN <= value <= SMART_COMMIT_MAX_AGE_DAYS_MAX:
+            return value
+    return DEFAULT_SMART_COMMIT_MAX_AGE_DAYS
 
 
 def branch_name_template(integration: Integration) -> str:
@@ -92,9 +135,18 @@ def branch_name_template(integration: Integration) -> str:
 
 
 def merged_features(integration: Integration, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """A new ``features`` object (SQLAlchemy notices JSON changes only on assignment)."""
+    """A new ``features`` object (SQLAlchemy notices JSON changes only on assignment).
+
+    Refuses (a 400 naming ``settings.smart_commits_by``) to set ``smart_commits_by: "jira"``
+    when the Development panel is, or is being switched, off: Jira would never see the commits."""
     features = dict(integration.features or {})
     features.update(changes)
+    if changes.get(SMART_COMMITS_BY_KEY) == SmartCommitMode.JIRA.value:
+        if _runner(provider_info(integration.provider), features) is not SmartCommitMode.JIRA:
+            from connect_app.services.admin_input import FieldError  # admin_input imports this module
+
+            where = f"settings.{SMART_COMMITS_BY_KEY}"
+            raise FieldError(where, f"{where}: {JIRA_NEEDS_PANEL}", code="smart_commits_need_development_panel")
     return features
 
 

@@ -1,5 +1,7 @@
 """Admin JSON API the Manage repositories page needs beyond the integrations API: OAuth
 sign-in for the wizard (see :mod:`connect_app.web.oauth`) and the Jira project picker.
+:func:`register` also puts on the app the OAuth popup's routes and the re-sign-in of an
+existing integration (:mod:`connect_app.web.api_credentials`, which uses these flows).
 
 Same rules as :mod:`connect_app.web.api_integrations`: Jira administrators only
 (``@jira_auth(CONTEXT, admin=True)``), the verified tenant's data only (another tenant's
@@ -33,7 +35,7 @@ from connect_app.services.admin_input import (
     parse_provider,
 )
 from connect_app.services.admin_stats import integration_stats
-from connect_app.web import oauth
+from connect_app.web import api_credentials, oauth
 from connect_app.web.api_integrations import PREVIEW_LIMIT_MAX, allow_private, field_error, json_body, tenant_id
 from connect_app.web.openapi_admin import (
     BOOL,
@@ -335,7 +337,7 @@ def register(state: BlueprintSetupState) -> None:
     app = state.app
     from connect_app.web.api import OPENAPI
 
-    for companion in (bp, oauth.bp):
+    for companion in (bp, oauth.bp, api_credentials.bp):
         if companion.name not in app.blueprints:
             app.register_blueprint(companion)
     OPENAPI["paths"].update(PATHS)

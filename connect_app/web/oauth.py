@@ -1,4 +1,6 @@
-"""OAuth sign-in to a git host for the Add-integration wizard.
+"""OAuth sign-in to a git host for the Add-integration wizard and for signing an existing
+integration in again (``PUT /api/integrations/<id>/credentials`` with ``oauth_flow``, see
+:mod:`connect_app.web.api_credentials`).
 
 The wizard runs in Jira's iframe, where no host lets its authorize page be framed, so the
 flow runs in a popup window:
@@ -275,7 +277,7 @@ def _secure(response: BaseResponse) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
 
 
-START_AGAIN = "Close this window and choose “Sign in” again in the Add integration wizard."
+START_AGAIN = "Close this window and sign in again from Git Connect in Jira."
 
 
 @bp.get("/authorize")
@@ -358,7 +360,7 @@ def callback() -> Response:
             200,
             ok=True,
             title=f"Signed in to {name}",
-            message="You can close this window: the Add integration wizard continues in Jira.",
+            message="You can close this window and continue in Jira.",
             flow=flow,
         )
     )

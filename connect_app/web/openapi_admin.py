@@ -78,6 +78,20 @@ SETTINGS = obj(
             "maxLength": 250,
             "description": "Variables ${issuekey} (required), ${summary}, ${issuetype}, ${projectkey}",
         },
+        "smart_commits_by": {
+            "type": "string",
+            "enum": ["app", "jira"],
+            "description": "Who runs smart commits (exactly one side does): jira = Jira, from the commits sent to "
+            "its Development panel (needs features.development_panel; the default while it is on); app = Git "
+            "Connect, as the Jira user whose email matches the commit author. Read: the side that runs them now.",
+        },
+        "smart_commits_max_age_days": {
+            **INT,
+            "minimum": 1,
+            "maximum": 365,
+            "default": 14,
+            "description": "Smart commits run only for commits newer than this many days (either side)",
+        },
     }
 )
 AUTH = obj(
@@ -146,6 +160,7 @@ SCHEMAS: dict[str, Any] = {
             "enabled": BOOL,
             "status": {"type": "string", "enum": list(Status.ALL)},
             "status_detail": nullable(STR),
+            "auth_failed": {**BOOL, "description": "The host refused the stored credentials: sign in again"},
             "repository_selection": {"type": "string", "enum": ["all", "all_future", "selected"]},
             "repository_count": INT,
             "repositories": obj(
@@ -388,6 +403,55 @@ PATHS: dict[str, Any] = {
                 ),
                 "Deleted",
                 e404="No such integration",
+            ),
+        },
+    },
+    "/api/integrations/{integration_id}/credentials": {
+        "parameters": [_INTEGRATION_ID],
+        "put": {
+            "summary": "Sign in again: replace the credentials (checked live first; clears auth_failed, reindexes)",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {
+                        "schema": obj(
+                            {
+                                "auth": AUTH,
+                                "oauth_flow": {
+                                    **STR,
+                                    "description": "the id of an OAuth sign-in this admin completed (POST "
+                                    "/api/oauth/flows) for the integration's provider and server; used once",
+                                },
+                            },
+                            description="exactly one of auth and oauth_flow",
+                        )
+                    }
+                },
+            },
+            "responses": responses(
+                "200",
+                {
+                    "allOf": [
+                        _UPDATED,
+                        obj(
+                            {
+                                "account_changed": {
+                                    **BOOL,
+                                    "description": "the host account differs from the one before (accepted, "
+                                    "and written to the integration's log)",
+                                },
+                                "previous_account_name": nullable(STR),
+                                "reindex_requested": INT,
+                                "reindex_enqueued": INT,
+                            }
+                        ),
+                    ]
+                },
+                "Replaced",
+                e400="Invalid field, unknown / unfinished / other host's OAuth sign-in, or the host refused "
+                "the credentials; nothing changed",
+                e404="No such integration",
+                e409="The new credentials duplicate another integration",
             ),
         },
     },

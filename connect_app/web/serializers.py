@@ -12,7 +12,12 @@ from connect_app.integrations import webhook_secret
 from connect_app.models import IndexRun, Integration, IntegrationStatus, Repository, RunStatus
 from connect_app.services.admin_stats import Counters, IntegrationStats, IntervalHint, integration_status
 from connect_app.services.integration_admin import Created, Deleted, Reindexed, Updated
-from connect_app.services.integration_settings import branch_name_template, features_of
+from connect_app.services.integration_settings import (
+    branch_name_template,
+    features_of,
+    smart_commit_max_age_days,
+    smart_commits_by,
+)
 from connect_app.services.run_admin import Cleared, RunRow
 
 
@@ -36,6 +41,9 @@ def settings_payload(integration: Integration) -> dict[str, Any]:
         "reindex_interval_minutes": integration.reindex_interval_minutes,
         "features": features_of(integration),
         "branch_name_template": branch_name_template(integration),
+        # Who runs smart commits as things stand ("jira" needs the Development panel on).
+        "smart_commits_by": smart_commits_by(integration).value,
+        "smart_commits_max_age_days": smart_commit_max_age_days(integration),
     }
 
 
@@ -88,6 +96,8 @@ def integration_payload(
         "enabled": integration.status != IntegrationStatus.DISABLED.value,
         "status": status,
         "status_detail": status_detail,
+        # The host refused the stored credentials: the page offers "Sign in again" / "Replace token".
+        "auth_failed": integration.status == IntegrationStatus.AUTH_FAILED.value,
         "repository_selection": integration.repository_selection,
         "repository_count": stats.repositories,
         "repositories": {

@@ -498,6 +498,8 @@ def test_patch_name_and_settings(app: Flask, api: AdminApi, queue: QueueCalls, f
             "webhooks": True,
         },
         "branch_name_template": "feature/${issuekey}-${summary}",
+        "smart_commits_by": "jira",
+        "smart_commits_max_age_days": 14,
     }
     with app.app_context():  # a shorter interval applies now, not after the next run
         for repo in db.session().scalars(select(Repository)):
