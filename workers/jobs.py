@@ -64,3 +64,12 @@ def prune() -> int:
 
     with job_context():
         return prune_history()
+
+
+def run_action(action_id: str) -> dict[str, Any]:
+    """Create the branch or pull request a user asked for from an issue (``ActionJob`` ``action_id``)."""
+    from connect_app.extensions import db
+    from connect_app.services.action_runner import run_action as run
+
+    with job_context():
+        return run(db.session(), action_id)

@@ -53,9 +53,14 @@ def stub_user(account_id: str, email: str | None, name: str, *, hidden: bool = F
     return user
 
 
-def stub_issue(*transitions: str, time_tracking: bool = True) -> dict[str, Any]:
-    """An issue and the transitions Jira offers from its status (ids 11, 21, 31...)."""
+def stub_issue(
+    *transitions: str, time_tracking: bool = True, summary: str = "An issue", issue_type: str = "Task"
+) -> dict[str, Any]:
+    """An issue and the transitions Jira offers from its status (ids 11, 21, 31...); ``summary``
+    and ``issue_type`` are what ``GET /rest/api/3/issue/{key}`` shows of it."""
     return {
+        "summary": summary,
+        "issue_type": issue_type,
         "transitions": [{"id": str(11 + 10 * i), "name": name} for i, name in enumerate(transitions)],
         "time_tracking": time_tracking,
         "comments": [],
@@ -244,6 +249,7 @@ class JiraStub:
 
         self._devinfo_routes(app)
         self._smart_commit_routes(app)
+        self._issue_routes(app)
         return app
 
     def calls_to(self, path: str) -> list[RecordedCall]:
@@ -498,6 +504,47 @@ class JiraStub:
                 worklog_id = str(next(self._ids))
                 issue["worklogs"].append({"id": worklog_id, "account_id": g.account_id, **body})
             return jsonify({"id": worklog_id, **body}), 201
+
+    # ------------------------------------------------------------------ issues
+
+    def _issue_routes(self, app: Flask) -> None:
+        @app.get("/rest/api/3/issue/<key>")
+        def get_issue(key: str) -> Any:
+            """An ``IssueBean`` as the platform description shows it (id, key, self, fields), with
+            only the fields asked for (``fields=summary,issuetype,project``), like Jira."""
+            with self.lock:
+                issue = self.issues_by_client.get(g.client_key, {}).get(key)
+                issue = dict(issue) if issue is not None else None
+            if issue is None or not ISSUE_KEY.fullmatch(key):
+                return jsonify(
+                    {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}
+                ), 404
+            project_key = key.rsplit("-", 1)[0]
+            number = key.rsplit("-", 1)[1]
+            all_fields: dict[str, Any] = {
+                "summary": issue.get("summary", "An issue"),
+                "issuetype": {
+                    "self": f"{request.host_url}rest/api/3/issuetype/10001",
+                    "id": "10001",
+                    "name": issue.get("issue_type", "Task"),
+                    "subtask": False,
+                    "hierarchyLevel": 0,
+                },
+                "project": {
+                    "self": f"{request.host_url}rest/api/3/project/{project_key}",
+                    "id": str(10000 + sum(map(ord, project_key))),
+                    "key": project_key,
+                    "name": f"Project {project_key}",
+                    "projectTypeKey": "software",
+                    "simplified": False,
+                },
+            }
+            wanted = [f for f in (request.args.get("fields") or "").split(",") if f]
+            fields = {k: v for k, v in all_fields.items() if not wanted or k in wanted}
+            issue_id = str(20000 + int(number))
+            return jsonify(
+                {"id": issue_id, "key": key, "self": f"{request.host_url}rest/api/3/issue/{issue_id}", "fields": fields}
+            )
 
 
 def _entity_problem(kind: str, entity: Any) -> str | None:
