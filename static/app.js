@@ -6,7 +6,14 @@
 
   function contextToken() {
     if (window.AP && window.AP.context && window.AP.context.getToken) {
-      return new Promise(function (resolve) { window.AP.context.getToken(resolve); });
+      // AP may answer nothing (or never): fall back to the token the page was rendered with.
+      return new Promise(function (resolve) {
+        var settled = false;
+        window.setTimeout(function () { if (!settled) { settled = true; resolve(pageToken); } }, 3000);
+        window.AP.context.getToken(function (token) {
+          if (!settled) { settled = true; resolve(token || pageToken); }
+        });
+      });
     }
     return Promise.resolve(pageToken);
   }

@@ -11,6 +11,7 @@
   var moreButton = document.getElementById("gcj-more");
   var moreStatus = document.getElementById("gcj-more-status");
   var apiUrl = root.getAttribute("data-api-url");
+  var tokensUrl = root.getAttribute("data-tokens-url");
   var PAGE_SIZE = 50;
   var groups = {}; // repository id -> {section, lists: {pull_requests, branches, commits}, tags}
   var nextCursor = null;
@@ -211,14 +212,89 @@
       indexingEl.querySelector("[data-indexing-names]").textContent = text;
       indexingEl.hidden = false;
     }
-    var needs = page.needs_token_integrations || [];
-    if (needs.length) {
-      var tokenEl = document.getElementById("gcj-needs-token");
-      tokenEl.querySelector("[data-needs-token-names]").textContent = names(needs);
-      tokenEl.hidden = false;
-    }
+    renderTokenPrompt(page.needs_token_integrations || []);
     var total = (counts.commits || 0) + (counts.branches || 0) + (counts.pull_requests || 0);
     document.getElementById("gcj-empty").hidden = total > 0 || indexing.length > 0;
+  }
+
+  // One "Add your token for <integration>" link per integration the viewer needs a token for:
+  // the user settings page inside Jira (our generalPages module, told the integration with
+  // ac.integration), a plain target=_top link, so it works with or without AP.js.
+  function renderTokenPrompt(needs) {
+    var tokenEl = document.getElementById("gcj-needs-token");
+    var list = tokenEl.querySelector("[data-needs-token-list]");
+    list.textContent = "";
+    needs.forEach(function (integration) {
+      var li = el("li", "gcj-token-prompt");
+      var a = el("a", null, "Add your token for " + (integration.name || "this integration"));
+      a.href = tokensUrl + "?ac.integration=" + encodeURIComponent(String(integration.id));
+      a.target = "_top";
+      a.setAttribute("data-integration-id", String(integration.id));
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    tokenEl.hidden = needs.length === 0;
+  }
+
+  // ---- create branch / pull request ---------------------------------------------------------
+
+  // The buttons show only when some repository allows the action (host and features).
+  function offerActions() {
+    var optionsUrl = root.getAttribute("data-create-options-url");
+    if (!optionsUrl) { return; }
+    function repositoriesFor(action) {
+      // An empty summary: the buttons need no issue details, so the API need not ask Jira.
+      return window.GitConnect.api(optionsUrl + "?action=" + action + "&summary=").then(function (options) {
+        return (options && options.repositories) || [];
+      });
+    }
+    function some(repositories, flag) {
+      return repositories.some(function (r) { return r[flag]; });
+    }
+    repositoriesFor("branch").then(function (repositories) {
+      document.getElementById("gcj-create-branch").hidden = !some(repositories, "can_create_branch");
+      // That list holds the repositories allowing branches; others may still allow pull requests.
+      if (some(repositories, "can_create_pull_request")) { return true; }
+      return repositoriesFor("pull_request").then(function (more) { return some(more, "can_create_pull_request"); });
+    }).then(function (pullRequest) {
+      document.getElementById("gcj-create-pull-request").hidden = !pullRequest;
+    }).catch(function () {
+      // No buttons then: the panel's own data is still shown.
+    }).then(function () {
+      root.setAttribute("data-actions-ready", "true");
+      resize();
+    });
+  }
+
+  // Inside Jira the links open our dialogs modules (AP.dialog); without AP.js they stay plain
+  // links to the same pages in a new tab.
+  function dialogLink(id) {
+    var link = document.getElementById(id);
+    link.addEventListener("click", function (event) {
+      var AP = window.AP;
+      if (!(AP && AP.dialog && AP.dialog.create)) { return; }
+      event.preventDefault();
+      var dialog = AP.dialog.create({
+        key: link.getAttribute("data-dialog-key"),
+        size: "medium",
+        chrome: false,
+        customData: { issueKey: root.getAttribute("data-issue-key") }
+      });
+      if (dialog && dialog.on) {
+        dialog.on("close", function (data) { if (data && data.created) { reload(); } });
+      }
+    });
+  }
+
+  // After a branch or pull request was created: the first page again, from scratch.
+  function reload() {
+    window.GitConnect.api(apiUrl + "?limit=" + PAGE_SIZE).then(function (page) {
+      groups = {};
+      groupsEl.textContent = "";
+      renderNotices(page);
+      renderPage(page);
+      resize();
+    }).catch(function () { /* the panel keeps what it shows */ });
   }
 
   function resize() {
@@ -254,6 +330,9 @@
   renderNotices(initial);
   renderPage(initial);
   moreButton.addEventListener("click", showMore);
+  dialogLink("gcj-create-branch");
+  dialogLink("gcj-create-pull-request");
+  offerActions();
   root.setAttribute("data-ready", "true");
   resize();
 })();

@@ -4,40 +4,36 @@ The first page of the issue's development data is queried here and embedded in t
 JSON (``<script type="application/json">``, Jinja's ``tojson`` escapes ``<``, ``>``, ``&``
 and ``'``), so the panel shows everything after one request; ``static/panel.js`` renders it
 with ``textContent`` only and fetches further pages from ``/api/issues/{key}/development``.
+
+The panel also offers "Create branch" / "Create pull request" (shown by the script when
+``/api/issues/{key}/create-options`` says a repository allows it): inside Jira they open our
+``dialogs`` modules through AP.dialog; without AP.js they are plain links, signed for their
+own URL, that open the same pages in a new tab.
 """
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from flask import Blueprint, Response, request, url_for
 
-from connect_app.errors import ValidationError
 from connect_app.extensions import db
-from connect_app.runtime import runtime
 from connect_app.security.auth import current_auth, jira_auth
 from connect_app.services import development
 from connect_app.web.api_issues import cursor_secret
-from connect_app.web.pages import frame_ancestors, render_page
+from connect_app.web.page_links import (
+    BROWSE_PAGE_KEY,
+    general_page_url,
+    issue_key_arg,
+    signed_page_url,
+    tokens_page_url,
+    with_script_policy,
+)
+from connect_app.web.pages import render_page
 
 bp = Blueprint("panel", __name__)
 
-TOKENS_PAGE_KEY = "my-git-tokens"  # the descriptor's generalPages entry (user settings)
-# Scripts only from us and Atlassian's AP.js: even a rendering bug could not run injected script.
-SCRIPT_SOURCES = "'self' https://connect-cdn.atl-paas.net"
-
-
-def issue_key_arg(name: str = "issueKey") -> str:
-    try:
-        return development.parse_issue_key((request.args.get(name) or "").strip())
-    except ValidationError as e:
-        raise ValidationError("Expected a Jira issue key such as ABC-123.", code="bad_issue_key") from e
-
-
-def tokens_page_url(jira_base_url: str) -> str:
-    """Where a user adds their personal git tokens (our generalPages module inside Jira)."""
-    app_key = quote(runtime().settings.app_key, safe="")
-    return f"{jira_base_url.rstrip('/')}/plugins/servlet/ac/{app_key}/{TOKENS_PAGE_KEY}"
+# The descriptor's ``dialogs`` modules (atlassian-connect.json).
+CREATE_BRANCH_DIALOG = "git-connect-create-branch"
+CREATE_PULL_REQUEST_DIALOG = "git-connect-create-pull-request"
 
 
 @bp.get("/panel/issue")
@@ -52,16 +48,21 @@ def issue_panel() -> Response:
         issue_key=issue_key,
         cursor_secret=cursor_secret(),
     )
+    project_key = request.args.get("projectKey", "")
+    dialog_query = {"issueKey": issue_key, "projectKey": project_key} if project_key else {"issueKey": issue_key}
     response = render_page(
         "panel.html",
         issue_key=issue_key,
-        project_key=request.args.get("projectKey", ""),
+        project_key=project_key,
         initial=page.payload(),
         counts=page.counts,
         api_url=url_for("api_issues.issue_development", key=issue_key),
+        create_options_url=f"{request.script_root}/api/issues/{issue_key}/create-options",
+        create_branch_url=signed_page_url("actions.create_branch", **dialog_query),
+        create_pull_request_url=signed_page_url("actions.create_pull_request", **dialog_query),
+        create_branch_dialog=CREATE_BRANCH_DIALOG,
+        create_pull_request_dialog=CREATE_PULL_REQUEST_DIALOG,
         tokens_url=tokens_page_url(auth.jira_base_url),
+        browse_url=general_page_url(auth.jira_base_url, BROWSE_PAGE_KEY),
     )
-    response.headers["Content-Security-Policy"] = (
-        f"frame-ancestors {frame_ancestors()}; script-src {SCRIPT_SOURCES}; object-src 'none'; base-uri 'none'"
-    )
-    return response
+    return with_script_policy(response)

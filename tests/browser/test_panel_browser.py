@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 
+from connect_app.hosts.base import ProviderId
 from connect_app.models import RepositoryStatus
 from tests.support.browser import screenshot_path
 from tests.support.connect import JiraSite
 from tests.support.http_server import LoopbackServer
+from tests.support.jira_stub import JiraStub, stub_issue
 from tests.web.development_data import T0, DevData, tenant_id_of
 
 pytestmark = pytest.mark.browser
@@ -155,8 +157,128 @@ def test_indexing_and_token_notices(page: Any, live: LoopbackServer, installed_s
     assert indexing.is_visible() and "Indexing acme/fresh for the first time" in " ".join(indexing.inner_text().split())
     token = page.locator("#gcj-needs-token")
     assert token.is_visible() and "Private GitHub" in token.inner_text()
-    assert token.get_by_role("link", name="Add your token").get_attribute("target") == "_top"
+    assert token.get_by_role("link", name="Add your token for Private GitHub").get_attribute("target") == "_top"
     assert page.locator("#gcj-empty").is_hidden()  # not "nothing links here" while indexing runs
     target = screenshot_path("panel-notices")
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
+
+
+# --------------------------------------------------------------------------- actions and prompts
+
+
+def test_token_prompt_links_to_user_settings_per_integration(
+    page: Any, live: LoopbackServer, installed_site: JiraSite, data: DevData
+) -> None:
+    locked = data.integration("Private GitHub", enforce_permissions=True)
+    other = data.integration(f"Team {SCRIPT}", enforce_permissions=True)
+    open_panel(page, live, installed_site)
+    prompt = page.locator("#gcj-needs-token")
+    assert prompt.is_visible()
+    tokens = f"{installed_site.base_url}/plugins/servlet/ac/git-connect-for-jira/my-git-tokens"
+    for integration, name in ((locked, "Private GitHub"), (other, f"Team {SCRIPT}")):
+        link = prompt.get_by_role("link", name=f"Add your token for {name}", exact=True)
+        # the user settings page inside Jira (generalPages), told which integration to open
+        assert link.get_attribute("href") == f"{tokens}?ac.integration={integration.id}"
+        assert link.get_attribute("target") == "_top"
+    assert prompt.get_by_role("link", name="Manage your git tokens").get_attribute("href") == tokens
+    assert page.evaluate("document.querySelectorAll('#gcj-dev script').length") == 0
+    assert page.evaluate("window.__xss") is None
+
+
+def action_links(page: Any) -> tuple[Any, Any]:
+    page.locator("#gcj-dev[data-actions-ready=true]").wait_for()
+    return page.locator("#gcj-create-branch"), page.locator("#gcj-create-pull-request")
+
+
+def test_action_buttons_follow_what_repositories_allow(
+    page: Any, live: LoopbackServer, installed_site: JiraSite, data: DevData
+) -> None:
+    # nothing connected: no buttons, the browse link is there all the same
+    open_panel(page, live, installed_site)
+    branch, pull_request = action_links(page)
+    assert branch.is_hidden() and pull_request.is_hidden()
+    browse = page.get_by_role("link", name="Browse repositories")
+    assert browse.get_attribute("href") == (
+        f"{installed_site.base_url}/plugins/servlet/ac/git-connect-for-jira/git-repository-browser"
+    )
+    assert browse.get_attribute("target") == "_top"
+
+    # plain git creates branches, never pull requests
+    data.repository(data.integration("server", provider=ProviderId.GIT), "tools")
+    open_panel(page, live, installed_site)
+    branch, pull_request = action_links(page)
+    assert branch.is_visible() and pull_request.is_hidden()
+
+    # GitHub does both
+    data.repository(data.integration("acme"), "api")
+    open_panel(page, live, installed_site)
+    branch, pull_request = action_links(page)
+    assert branch.is_visible() and pull_request.is_visible()
+
+
+def test_action_buttons_open_the_dialog_in_a_tab_without_ap(
+    page: Any, live: LoopbackServer, installed_site: JiraSite, data: DevData, jira_stub: JiraStub
+) -> None:
+    data.repository(data.integration("acme"), "api")
+    with jira_stub.lock:  # the site's client key is new for each test: nothing to clean up
+        issues = jira_stub.issues_by_client.setdefault(installed_site.client_key, {})
+        issues["ABC-1"] = stub_issue(summary="Fix the login page")
+    page.context.route(  # the new tab is as offline as the panel
+        "**/*", lambda r: r.continue_() if urlsplit(r.request.url).hostname == "127.0.0.1" else r.abort()
+    )
+    open_panel(page, live, installed_site)
+    _, pull_request = action_links(page)
+    with page.context.expect_page() as opened:
+        pull_request.press("Enter")  # keyboard works: the buttons are links
+    dialog = opened.value
+    dialog.locator("#gcj-action[data-state=form]").wait_for()
+    assert dialog.locator("h1").inner_text() == "Create pull request"
+    assert dialog.get_by_label("Repository").locator("option").first.inner_text() == "acme/api"
+    assert dialog.get_by_label("Target branch").input_value() == "main"
+    # the panel knows no summary: the dialog's API asked Jira for it
+    assert dialog.get_by_label("Title").input_value() == "ABC-1 Fix the login page"
+    target = screenshot_path("panel-pull-request-tab")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dialog.screenshot(path=str(target), full_page=True)
+    dialog.close()
+
+
+# What Jira's all.js offers the panel, recorded: AP.dialog.create and the dialog's close event.
+FAKE_AP = """
+window.__dialogs = [];
+window.AP = {
+  resize: function () {},
+  context: { getToken: function (cb) { cb(document.body.getAttribute("data-page-token")); } },
+  dialog: {
+    create: function (options) {
+      var dialog = { options: options, handlers: {} };
+      window.__dialogs.push(dialog);
+      return { on: function (event, cb) { dialog.handlers[event] = cb; } };
+    }
+  }
+};
+window.__closeDialog = function (data) { window.__dialogs[window.__dialogs.length - 1].handlers.close(data); };
+"""
+
+
+def test_inside_jira_the_buttons_open_dialog_modules(
+    page: Any, live: LoopbackServer, installed_site: JiraSite, data: DevData
+) -> None:
+    repo = data.repository(data.integration("acme"), "api")
+    page.add_init_script(FAKE_AP)
+    open_panel(page, live, installed_site)
+    branch, _ = action_links(page)
+    pages_before = len(page.context.pages)
+    branch.click()
+    dialogs = page.evaluate("window.__dialogs.map(function (d) { return d.options; })")
+    assert dialogs == [
+        {"key": "git-connect-create-branch", "size": "medium", "chrome": False, "customData": {"issueKey": "ABC-1"}}
+    ]
+    assert len(page.context.pages) == pages_before  # no new tab
+    # the dialog created a branch and closed: the panel shows it without a reload
+    data.branch(repo, "feature/ABC-1-from-dialog")
+    page.evaluate("window.__closeDialog({created: true})")
+    page.locator(".gcj-branch .gcj-title").wait_for()
+    assert page.locator(".gcj-branch .gcj-title").inner_text() == "feature/ABC-1-from-dialog"
+    assert page.locator(".gcj-repo").count() == 1
