@@ -110,6 +110,11 @@
     rate_limited: "warning"
   };
 
+  // What fixes refused credentials: a new sign-in for OAuth, a new token (or password, key) otherwise.
+  function credentialsAction(i) {
+    return i.auth_type === "oauth" ? "Sign in again" : i.auth_type === "password" ? "Replace password" : i.auth_type === "aws" ? "Replace access key" : i.auth_type === "ssh_key" ? "Replace key" : "Replace token";
+  }
+
   function lozenge(status, words) {
     var node = el("span", "gcj-lozenge gcj-lozenge-" + (TONE[status] || "default"), (words && words[status]) || status || "—");
     node.setAttribute("data-status", status || "");
@@ -177,8 +182,20 @@
 
   var flags = byId("gcj-flags");
 
+  // Inside Jira (AP.js loaded) the message shows in Jira's own flag group, as plain text (the
+  // flag's title); this page keeps a visually hidden copy for its own live region. Without
+  // AP.js it shows here.
+  function apFlag(kind, text) {
+    if (!(window.AP && window.AP.flag && typeof window.AP.flag.create === "function")) { return false; }
+    try {
+      window.AP.flag.create({ title: text, type: kind === "error" ? "error" : kind === "warning" ? "warning" : kind === "success" ? "success" : "info", close: kind === "error" ? "manual" : "auto" });
+      return true;
+    } catch (e) { return false; }
+  }
+
   function flag(kind, text) {
-    var item = el("div", "gcj-flag gcj-flag-" + kind);
+    var inJira = apFlag(kind, text);
+    var item = el("div", "gcj-flag gcj-flag-" + kind + (inJira ? " gcj-visually-hidden" : ""));
     item.setAttribute("role", kind === "error" ? "alert" : "status");
     item.appendChild(el("span", "gcj-flag-text", text));
     var close = button("Dismiss", "gcj-button-subtle", function () { item.remove(); resize(); }, "Dismiss message");
@@ -242,6 +259,8 @@
       dialog.addEventListener("close", function done() {
         dialog.removeEventListener("close", done);
         resize();
+        // Back to the control that asked (when it is still there), so keyboard users keep their place.
+        if (near && near.focus && document.contains(near)) { near.focus(); }
         resolve(dialog.returnValue === "confirm");
       });
       dialog.showModal();
@@ -431,6 +450,12 @@
 
     function actions(i) {
       var td = el("td", "gcj-actions");
+      if (i.auth_failed) {
+        var fix = el("a", "gcj-button gcj-button-primary", credentialsAction(i));
+        fix.href = "#integration/" + i.id + "/credentials";
+        fix.setAttribute("aria-label", credentialsAction(i) + " for " + i.display_name);
+        td.appendChild(fix);
+      }
       var edit = el("a", "gcj-button gcj-button-subtle", "Edit");
       edit.href = "#integration/" + i.id;
       edit.setAttribute("aria-label", "Edit " + i.display_name);
@@ -453,9 +478,13 @@
       }, (i.enabled ? "Disable " : "Enable ") + i.display_name);
       td.appendChild(toggle);
       var log = el("a", "gcj-button gcj-button-subtle", "View log");
-      log.href = "#queue?integration=" + i.id;
-      log.setAttribute("aria-label", "View the indexing log of " + i.display_name);
+      log.href = "#integration/" + i.id + "/log";
+      log.setAttribute("aria-label", "View the log of " + i.display_name);
       td.appendChild(log);
+      var runs = el("a", "gcj-button gcj-button-subtle", "Index runs");
+      runs.href = "#queue?integration=" + i.id;
+      runs.setAttribute("aria-label", "Index runs of " + i.display_name);
+      td.appendChild(runs);
       td.appendChild(button("Disconnect", "gcj-button-subtle gcj-danger-text", function () { disconnect(i, this); }, "Disconnect " + i.display_name));
       return td;
     }
@@ -503,6 +532,9 @@
     $$("input[type=radio][value=adaptive], input[type=radio][value=fixed]", scope).forEach(function (radio) {
       radio.addEventListener("change", function () { minutes.disabled = self.intervalMode() !== "fixed"; });
     });
+    $$("[data-feature=smart_commits], [data-feature=development_panel]", scope).forEach(function (box) {
+      box.addEventListener("change", function () { self.syncSmartCommits(); });
+    });
     $("[data-use-hint]", scope).addEventListener("click", function () {
       if (!self.hint) { return; }
       $("input[type=radio][value=fixed]", scope).checked = true;
@@ -511,6 +543,27 @@
       minutes.focus();
     });
   }
+
+  // Who runs smart commits: only meaningful with the feature on; "jira" only when Jira sees the
+  // commits at all (the Development panel feature), as connect_app.jira.smart_commits decides.
+  SettingsFields.prototype.syncSmartCommits = function () {
+    var scope = this.scope;
+    var box = $("[data-smart-commits]", scope);
+    var smart = $("[data-feature=smart_commits]", scope);
+    var panel = $("[data-feature=development_panel]", scope);
+    var on = !!(smart && smart.checked && !smart.disabled);
+    var jiraCan = !!(panel && panel.checked && !panel.disabled);
+    box.disabled = !on;
+    var jira = $("[data-smart-by][value=jira]", scope);
+    jira.disabled = !jiraCan;
+    if (!jiraCan && jira.checked) { $("[data-smart-by][value=app]", scope).checked = true; }
+    show($("[data-smart-note]", scope), on && !jiraCan);
+  };
+
+  SettingsFields.prototype.smartCommitsBy = function () {
+    var checked = $("[data-smart-by]:checked", this.scope);
+    return checked ? checked.value : "jira";
+  };
 
   SettingsFields.prototype.projectsMode = function () {
     var checked = $("[data-project-association] input[type=radio]:checked", this.scope);
@@ -626,6 +679,12 @@
       box.checked = !box.disabled && (key in features ? !!features[key] : true);
     });
     if (settings.branch_name_template) { $("[data-field=branch_name_template]", scope).value = settings.branch_name_template; }
+    var by = settings.smart_commits_by === "app" || settings.smart_commits_by === "jira" ? settings.smart_commits_by
+      : features.development_panel === false ? "app" : "jira";
+    $("[data-smart-by][value=" + by + "]", scope).checked = true;
+    var age = settings.smart_commits_max_age_days;
+    $("[data-field=smart_commits_max_age_days]", scope).value = String(typeof age === "number" ? age : 14);
+    this.syncSmartCommits();
     this.setHint(hint);
   };
 
@@ -668,6 +727,13 @@
     $$("[data-feature]", scope).forEach(function (box) {
       if (!box.disabled) { settings.features[box.getAttribute("data-feature")] = box.checked; }
     });
+    settings.smart_commits_by = this.smartCommitsBy();
+    var age = $("[data-field=smart_commits_max_age_days]", scope);
+    var days = Number(age.value);
+    if (!/^\d+$/.test(age.value.trim()) || days < Number(age.min) || days > Number(age.max)) {
+      throw fieldProblem("settings.smart_commits_max_age_days", "The age limit for smart commits must be a whole number of days between " + age.min + " and " + age.max + ".");
+    }
+    settings.smart_commits_max_age_days = days;
     if (settings.branch_name_template.indexOf("${issuekey}") < 0) {
       throw fieldProblem("settings.branch_name_template", "The branch name template must contain ${issuekey}, or new branches would not link to their issue.");
     }
@@ -1154,6 +1220,9 @@
       item("Reindex interval", s.settings.reindex_interval_minutes ? "Every " + plural(s.settings.reindex_interval_minutes, "minute", "minutes") : "Adaptive");
       var on = Object.keys(s.settings.features).filter(function (k) { return s.settings.features[k]; }).map(function (k) { return FEATURES[k]; });
       item("Features", on.length ? on.join(", ") : "None");
+      if (s.settings.features.smart_commits) {
+        item("Smart commits", (s.settings.smart_commits_by === "app" ? "Run by Git Connect" : "Run by Jira") + ", commits of the last " + plural(s.settings.smart_commits_max_age_days, "day", "days"));
+      }
       item("Branch name template", s.settings.branch_name_template);
     }
 
@@ -1274,6 +1343,19 @@
 
     // -- buttons
     form.addEventListener("submit", function (e) { e.preventDefault(); });
+    // Enter in a field moves on as the step's main button would (checking the connection first
+    // on the connect step); fields with their own Enter (the project picker) prevent this.
+    form.addEventListener("keydown", function (e) {
+      if (e.key !== "Enter" || e.defaultPrevented || e.isComposing) { return; }
+      var target = e.target;
+      if (!target.matches || !target.matches("input:not([type=checkbox]):not([type=radio]):not([type=button]):not([type=submit]), select")) { return; }
+      var step = $("[data-step=" + w.step + "]", form);
+      var main = $("[data-action=next]:not([disabled]), [data-action=finish]:not([disabled])", step) ||
+        (w.step === "connect" ? $("[data-action=check]:not([disabled])", step) : null);
+      if (!main || $("#gcj-finish-actions", form).hidden && w.step === "finish") { return; }
+      e.preventDefault();
+      main.click();
+    });
     form.addEventListener("click", function (e) {
       var target = e.target.closest("[data-action]");
       if (!target || !form.contains(target)) { return; }
@@ -1333,27 +1415,42 @@
 
     function open(id, panel) {
       if (d.id !== id) { d = { id: id, integration: null, offset: 0, total: 0 }; }
+      if (panel !== "settings" && panel !== "repositories" && !gcj.panels[panel]) { panel = "settings"; }
       $$("[data-subnav]", view).forEach(function (link) {
         var name = link.getAttribute("data-subnav");
-        link.href = name === "log" ? "#queue?integration=" + id : name === "repositories" ? "#integration/" + id + "/repositories" : "#integration/" + id;
+        link.href = "#integration/" + id + (name === "settings" ? "" : "/" + name);
         if (name === panel) { link.setAttribute("aria-current", "page"); } else { link.removeAttribute("aria-current"); }
       });
-      show(formEl, panel === "settings");
-      show(reposPanel, panel === "repositories");
+      $("[data-subnav-runs]", view).href = "#queue?integration=" + id;
+      $$("[data-panel]", view).forEach(function (node) { show(node, node.getAttribute("data-panel") === panel); });
       clearErrors(formEl);
       load(panel).then(function () { focusHeading(view); });
+    }
+
+    // The host refused the credentials: say so above every panel, with the way out.
+    function attention(i) {
+      var box = byId("gcj-attention");
+      var needs = !!i.auth_failed;
+      show(box, needs);
+      if (!needs) { return; }
+      byId("gcj-attention-text").textContent = (i.status_detail || "The host refused this integration's credentials.") +
+        " Indexing is paused until new credentials are saved.";
+      var action = byId("gcj-attention-action");
+      action.textContent = credentialsAction(i);
+      action.href = "#integration/" + i.id + "/credentials";
     }
 
     function load(panel) {
       return call("GET", "/api/integrations/" + d.id).then(function (i) {
         d.integration = i;
+        attention(i);
         byId("gcj-integration-title").textContent = i.display_name;
         var status = byId("gcj-integration-status");
         status.className = "gcj-lozenge gcj-lozenge-" + (TONE[i.status] || "default");
         status.textContent = INTEGRATION_STATUS[i.status] || i.status;
         status.setAttribute("data-status", i.status);
         byId("gcj-integration-meta").textContent = [i.provider_name, i.account_name, i.base_url, AUTH_TYPES[i.auth_type] || i.auth_type, SELECTION[i.repository_selection] || ""].filter(Boolean).join(" · ");
-        if (panel === "settings") { fillSettings(i); } else { loadRepos(true); }
+        if (panel === "settings") { fillSettings(i); } else if (panel === "repositories") { loadRepos(true); } else { gcj.panels[panel].open(i); }
         root.setAttribute("data-ready", "true");
       }).catch(function (err) {
         byId("gcj-integration-title").textContent = "Integration";
@@ -1384,15 +1481,6 @@
           ? "Add this webhook on the host yourself" + (hook.manual_reason ? " (" + hook.manual_reason + ")" : "") + ", with the URL and secret below."
           : "Git Connect registers this webhook on each repository where the credentials allow it. To add it by hand, use:";
       show(byId("gcj-webhook-info"), !!hook.url);
-      var replace = byId("gcj-replace-credentials");
-      var type = i.auth_type;
-      show(replace, type === "pat" || type === "password");
-      $$("[data-replace]", replace).forEach(function (field) {
-        var what = field.getAttribute("data-replace");
-        show(field, type === "pat" ? what === "token" : what !== "token");
-        $("input", field).value = "";
-      });
-      replace.open = false;
       resize();
     }
 
@@ -1423,21 +1511,12 @@
       try { s = settingsFields.read(); } catch (err) { showError(formEl, err, errorBox); return; }
       if (!s.display_name) { showError(formEl, fieldProblem("display_name", "The display name must not be empty.")); return; }
       var patch = { display_name: s.display_name, settings: s.settings };
-      var replace = byId("gcj-replace-credentials");
-      if (!replace.hidden) {
-        var cred = {};
-        $$("[data-new-cred]", replace).forEach(function (input) {
-          if (!input.closest("[hidden]") && input.value.trim()) { cred[input.getAttribute("data-new-cred")] = input.value.trim(); }
-        });
-        if (Object.keys(cred).length) { cred.type = d.integration.auth_type === "oauth" ? "pat" : d.integration.auth_type; patch.auth = cred; }
-      }
       var submit = $("button[type=submit]", formEl);
       submit.disabled = true;
       call("PATCH", "/api/integrations/" + d.id, patch).then(function (r) {
         flag("success", "Settings of " + r.display_name + " saved." + (r.note ? " " + r.note : ""));
         return load("settings");
       }).catch(function (err) {
-        if (err.field === "auth") { replace.open = true; }
         showError(formEl, err, errorBox);
       }).then(function () { submit.disabled = false; });
     });
@@ -1595,7 +1674,7 @@
       }).catch(function (err) { flag("error", err.message); });
     });
 
-    return { open: open };
+    return { open: open, reload: load };
   })();
 
   // ==== indexing queue viewer =====================================================================================
@@ -1920,6 +1999,29 @@
 
   // ---- start ------------------------------------------------------------------------------------------------------
 
+  // The repository browser is our generalPages module: inside Jira, AP.navigator opens it;
+  // without AP.js the link itself (target=_top) goes to the same Jira URL.
+  var browseLink = byId("gcj-browse-link");
+  if (browseLink) {
+    browseLink.addEventListener("click", function (e) {
+      if (window.AP && window.AP.navigator && typeof window.AP.navigator.go === "function") {
+        e.preventDefault();
+        window.AP.navigator.go("addonmodule", { moduleKey: browseLink.getAttribute("data-module-key") });
+      }
+    });
+  }
+
+  // What static/admin_*.js (loaded after this file) use; they add panels of the integration view
+  // to `panels` ({open(integration)}) before the first route runs.
+  var gcj = window.gcjAdmin = {
+    panels: {},
+    call: call, query: query, el: el, clear: clear, show: show, button: button, byId: byId, $: $, $$: $$,
+    flag: flag, timeEl: timeEl, plural: plural, lozenge: lozenge, resize: resize, every: every, stop: stop,
+    clearErrors: clearErrors, showError: showError, fieldProblem: fieldProblem, providers: providers,
+    oauthProviders: oauthProviders, credentialsAction: credentialsAction, authTypes: AUTH_TYPES,
+    reload: function (panel) { return detail.reload(panel); }
+  };
+
   window.addEventListener("hashchange", route);
-  route();
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", route); } else { window.setTimeout(route, 0); }
 })();

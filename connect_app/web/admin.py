@@ -1,10 +1,12 @@
 """Admin iframes: Manage repositories, the configure page, the post-install page.
 
-Manage repositories (``admin.html`` + ``static/admin.js``) is one page with four views: the
-integrations list, the Add-integration wizard, one integration's settings and repositories,
-and the indexing queue viewer. Everything it shows comes from the admin JSON API
-(``/api/integrations``, ``/api/index-runs``, :mod:`connect_app.web.api_admin_ui`) called
-with the context token, and is rendered with ``textContent`` only.
+Manage repositories (``admin.html`` + ``static/admin.js``, ``admin_log.js``,
+``admin_credentials.js``) is one page with four views: the integrations list, the
+Add-integration wizard, one integration (settings, repositories, credentials, log), and the
+indexing queue viewer; it links to the repository browser (our ``generalPages`` module).
+Everything it shows comes from the admin JSON API (``/api/integrations``, ``/api/index-runs``,
+:mod:`connect_app.web.api_admin_ui`) called with the context token, and is rendered with
+``textContent`` only.
 
 Registering this blueprint also registers :mod:`connect_app.web.api_admin_ui` and
 :mod:`connect_app.web.oauth` (``record_once``), so the page's own endpoints ship with it.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from connect_app.security.auth import jira_auth
+from connect_app.security.auth import current_auth, jira_auth
 from connect_app.services.integration_settings import (
     BRANCH_NAME_MAX_LENGTH,
     BRANCH_TEMPLATE_VARIABLES,
@@ -25,10 +27,13 @@ from connect_app.services.integration_settings import (
     Feature,
 )
 from connect_app.web import api_admin_ui
+from connect_app.web.page_links import BROWSE_PAGE_KEY, general_page_url
 from connect_app.web.pages import frame_ancestors, render_page
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.record_once(api_admin_ui.register)
+
+MANAGE_PAGE_KEY = "manage-repositories"  # the descriptor's adminPages entry (this page)
 
 # Scripts only from us and Atlassian's AP.js (as the issue panel): no inline script, no eval.
 SCRIPT_SOURCES = "'self' https://connect-cdn.atl-paas.net"
@@ -54,6 +59,8 @@ def _admin_page(page: str) -> Response:
         branch_max_length=BRANCH_NAME_MAX_LENGTH,
         reindex_min=REINDEX_MINUTES_MIN,
         reindex_max=REINDEX_MINUTES_MAX,
+        browse_url=general_page_url(current_auth().jira_base_url, BROWSE_PAGE_KEY),
+        browse_module_key=BROWSE_PAGE_KEY,
     )
     response.headers["Content-Security-Policy"] = (
         f"frame-ancestors {frame_ancestors()}; script-src {SCRIPT_SOURCES}; object-src 'none'; base-uri 'none'"
@@ -76,4 +83,9 @@ def configure() -> Response:
 @bp.get("/welcome")
 @jira_auth(admin=True)
 def welcome() -> Response:
-    return render_page("welcome.html")
+    jira = current_auth().jira_base_url
+    return render_page(
+        "welcome.html",
+        manage_url=general_page_url(jira, MANAGE_PAGE_KEY),
+        browse_url=general_page_url(jira, BROWSE_PAGE_KEY),
+    )

@@ -1,6 +1,7 @@
-"""Manage repositories in headless Chromium: the real app on 127.0.0.1, embedded in an iframe
-of a page on another origin as Jira embeds it (module URL + JWT). Atlassian's all.js is
-refused (only 127.0.0.1 is reachable), so these also prove the page works without AP.
+"""Manage repositories in headless Chromium (setup: tests/support/admin_browser.py): the
+plain Git wizard to a finished initial index, the queue viewer, settings and repositories;
+host data rendered as text; confirmations; OAuth sign-in in a popup. GitHub through Prism:
+test_admin_github_browser.py; the log and credentials: test_admin_log_browser.py.
 
 Jobs run with an RQ ``SimpleWorker`` in burst mode between steps, as the end-to-end API test
 does. Screenshots: test-artifacts/screenshots/<name>.png (the ``page`` fixture, plus named
@@ -8,136 +9,31 @@ ones per step)."""
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import pytest
-import requests
 from flask import Flask
-from rq import SimpleWorker
-from werkzeug.wrappers import Request, Response
 
 from connect_app import create_app
 from connect_app.config import Settings
-from connect_app.extensions import db, redis_conn
+from connect_app.extensions import db
 from connect_app.hosts.base import ProviderId
-from connect_app.models import IndexRun, Integration, RepositoryStatus, RunStatus, Trigger, utcnow
+from connect_app.models import IndexRun, Integration, IntegrationEvent, RepositoryStatus, RunStatus, Trigger, utcnow
 from connect_app.oauth_settings import EXTENSION_KEY, OAuthClient, OAuthSettings
-from tests.support.browser import SCREENSHOTS_DIR, screenshot_path
+from tests.support.admin_browser import admin, jira_host, live, open_admin, run_jobs, shot, text
 from tests.support.connect import JiraSite
 from tests.support.git_fixtures import ServedRepo
 from tests.support.http_server import LoopbackServer
-from tests.support.jira_stub import JiraStub
-from tests.support.stub_host import fake_resolver, loopback_only
+from tests.support.stub_host import loopback_only
 from tests.web.development_data import DevData, tenant_id_of
 from tests.web.test_oauth import ACCESS, CLIENT_ID, CLIENT_SECRET, OAuthHost
 
+__all__ = ["admin", "jira_host", "live"]  # fixtures used by name
+
 pytestmark = pytest.mark.browser
-
-ADMIN = "acct-admin"
-QUEUES = ("interactive", "webhooks", "indexing", "maintenance")
-FRAME = "#gcj-addon-frame"
-
-
-def jira_page(environ: Any, start_response: Any) -> Any:
-    """What Jira does: a page on its own origin with the app's iframe (Connect's sandbox flags)."""
-    src = Request(environ).args.get("src", "")
-    body = (
-        "<!doctype html><html><head><title>Jira — Manage repositories</title></head><body style='margin:0'>"
-        "<header style='height:40px;background:#0747a6;color:#fff;font:14px sans-serif;padding:10px'>"
-        "Jira settings</header>"
-        f'<iframe id="gcj-addon-frame" name="gcj-addon-frame" src="{html.escape(src)}" '
-        'style="border:0;width:100%;height:2200px" '
-        'sandbox="allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-same-origin allow-scripts '
-        'allow-top-navigation-by-user-activation allow-downloads"></iframe></body></html>'
-    )
-    return Response(body, content_type="text/html")(environ, start_response)
-
-
-@pytest.fixture
-def live(app: Flask) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def jira_host() -> Iterator[LoopbackServer]:
-    server = LoopbackServer(jira_page).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def single_page_github(prism_github: Any) -> Iterator[str]:
-    """Prism's GitHub behind a proxy that drops ``Link`` headers: the description's examples
-    point the next page at api.github.com, which the client rightly refuses to follow; without
-    them every list is one page. Returns the proxy's URL (the API URL typed in the wizard)."""
-    upstream = prism_github.base_url.rstrip("/")
-
-    def proxy(environ: Any, start_response: Any) -> Any:
-        request = Request(environ)
-        query = request.query_string.decode()
-        answer = requests.request(
-            request.method,
-            upstream + request.path + (f"?{query}" if query else ""),
-            headers={k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")},
-            data=request.get_data(),
-            allow_redirects=False,
-            timeout=60,
-        )
-        dropped = {"link", "content-encoding", "content-length", "transfer-encoding", "connection"}
-        headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in dropped]
-        return Response(answer.content, answer.status_code, headers)(environ, start_response)
-
-    server = LoopbackServer(proxy).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def admin(installed_site: JiraSite, jira_stub: JiraStub) -> JiraSite:
-    jira_stub.admins.add(ADMIN)
-    return installed_site
-
-
-def open_admin(page: Any, live: LoopbackServer, jira_host: LoopbackServer, site: JiraSite) -> Any:
-    """Open Manage repositories inside the Jira-like page; returns the iframe's FrameLocator."""
-    refused: list[str] = []
-
-    def route(r: Any) -> None:
-        if urlsplit(r.request.url).hostname == "127.0.0.1":
-            r.continue_()
-        else:
-            refused.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    path = "/admin/repositories"
-    src = f"{live.url}{path}?jwt={site.token('GET', path, account_id=ADMIN)}"
-    page.goto(f"{jira_host.url}/?src={quote(src, safe='')}")
-    frame = page.frame_locator(FRAME)
-    frame.locator("#gcj-admin[data-ready=true]").wait_for()
-    assert any("atl-paas.net" in url for url in refused)  # all.js was asked for and refused
-    return frame
-
-
-def shot(page: Any, name: str) -> None:
-    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(screenshot_path(f"admin-{name}")), full_page=True)
-
-
-def run_jobs(app: Flask) -> None:
-    with app.app_context():
-        SimpleWorker(list(QUEUES), connection=redis_conn.client).work(burst=True)
-
-
-def text(locator: Any) -> str:
-    return " ".join(locator.inner_text().split())
 
 
 def test_plain_git_wizard_index_queue_and_settings(
@@ -169,8 +65,9 @@ def test_plain_git_wizard_index_queue_and_settings(
     error.wait_for()
     assert error.inner_text().strip() and "{" not in error.inner_text()  # words, not JSON
     assert connect.get_by_role("button", name="Next").is_disabled()
-    connect.get_by_label("Password", exact=True).fill(git_repo.server.password)
-    connect.get_by_role("button", name="Check connection").click()
+    password = connect.get_by_label("Password", exact=True)
+    password.fill(git_repo.server.password)
+    password.press("Enter")  # Enter checks the connection on this step, as the button does
     connect.locator(".gcj-check-result.gcj-ok").wait_for()
     assert text(connect.locator("#gcj-check-result")).startswith("Connected")
     connect.get_by_role("button", name="Next").click()
@@ -274,74 +171,6 @@ def test_plain_git_wizard_index_queue_and_settings(
     assert dialogs == []
 
 
-@pytest.mark.slow
-def test_github_through_prism_with_a_picked_repository(
-    page: Any,
-    app: Flask,
-    live: LoopbackServer,
-    jira_host: LoopbackServer,
-    admin: JiraSite,
-    single_page_github: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # GitHub's examples clone from github.com: point that at 127.0.0.1 (nothing listens on 443),
-    # so the index run fails fast and nothing leaves the machine.
-    loopback_only(monkeypatch)
-    fake_resolver(monkeypatch, {"github.com": ["127.0.0.1"]})
-    frame = open_admin(page, live, jira_host, admin)
-    frame.get_by_role("link", name="Add integration").click()
-    frame.get_by_role("radio", name=re.compile(r"^GitHub\s*Cloud")).check()
-    frame.locator("[data-step=host]").get_by_role("button", name="Next").click()
-
-    connect = frame.locator("[data-step=connect]")
-    assert connect.get_by_role("radio", name="OAuth").is_disabled()  # no OAuth client configured here
-    connect.get_by_text("Advanced").click()
-    connect.get_by_label(re.compile("^API URL")).fill(single_page_github)
-    connect.get_by_role("textbox", name="Token").fill("ghp_PrismToken000000000000000000")
-    connect.get_by_role("button", name="Check connection").click()
-    connect.locator(".gcj-check-result.gcj-ok").wait_for(timeout=30_000)
-    assert "Connected as octocat" in text(connect.locator("#gcj-check-result"))
-    connect.locator("#gcj-list-result", has_text="1 repository is visible").wait_for()
-    shot(page, "wizard-connect")
-    connect.get_by_role("button", name="Next").click()
-
-    repos = frame.locator("[data-step=repositories]")
-    repos.get_by_label("Only the repositories I pick").check()
-    repos.get_by_role("button", name="Next").click()
-    assert "Pick at least one repository" in repos.locator("[data-error-for=repositories]").inner_text()
-    repos.get_by_label("Search repositories").fill("hello")
-    repos.get_by_label("octocat/Hello-World").check()
-    assert "1 repository picked" in repos.locator("#gcj-repo-count").inner_text()
-    shot(page, "wizard-repositories")
-    repos.get_by_role("button", name="Next").click()
-
-    settings = frame.locator("[data-step=settings]")
-    assert settings.get_by_label("Enforce git host permissions").is_enabled()
-    settings.get_by_role("button", name="Next").click()
-    finish = frame.locator("[data-step=finish]")
-    assert "octocat/Hello-World" in text(finish.locator("#gcj-summary"))
-    finish.get_by_role("button", name="Connect and start indexing").click()
-    finish.locator("#gcj-progress-text").wait_for()
-    run_jobs(app)
-    frame.locator("#gcj-progress[data-state=done]").wait_for(timeout=30_000)
-    shot(page, "github-done")
-    # discovery ran against Prism; the clone of github.com was refused on purpose (see above)
-    assert "Initial index finished with problems" in text(finish.locator("#gcj-progress-text"))
-    assert finish.locator("#gcj-progress").get_attribute("data-status") == "error"
-    runs = text(finish.locator("#gcj-progress-runs"))
-    assert "List repositories" in runs and "could not be reached" in runs
-
-    finish.get_by_role("link", name="View indexing queue").click()
-    queue = frame.locator("#gcj-view-queue")
-    row = queue.locator("tr.gcj-run-row", has_text="octocat/Hello-World")
-    row.wait_for()
-    row.get_by_role("button", name=re.compile("Details of run")).click()
-    details = text(queue.locator("tr.gcj-run-detail:visible"))
-    assert "Queued" in details and "Started" in details and "git clone: the server could not be reached" in details
-    assert row.get_attribute("data-status") == "failed"
-    shot(page, "github-queue")
-
-
 IMG = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
 SCRIPT = "<script>window.__xss=(window.__xss||0)+100</script>"
 
@@ -417,6 +246,7 @@ def test_host_data_is_text_live_runs_and_confirmations(
     assert dialog.get_by_role("button", name="Cancel").evaluate("b => b === document.activeElement")
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
+    assert frame.get_by_role("button", name="Clear queued runs").evaluate("b => b === document.activeElement")
     assert frame.locator("tr.gcj-run-row[data-status=queued]").count() == 1
     frame.get_by_role("button", name="Clear queued runs").click()
     dialog.get_by_role("button", name="Clear queued runs").click()
@@ -513,5 +343,23 @@ def test_oauth_sign_in_in_a_popup(
         assert ACCESS not in page_text and CLIENT_SECRET not in page_text
         (exchange,) = host.token_requests()
         assert exchange["redirect_uri"] == f"{live.url}/oauth/callback"
+
+        # later: sign in again from the integration's credentials (a new OAuth flow, same popup)
+        finish.get_by_role("link", name="Open integration").click()
+        frame.locator("[data-subnav=credentials]").click()
+        credentials = frame.locator("#gcj-credentials")
+        frame.locator(f"#gcj-credentials[data-loaded='{integration.id}']").wait_for()
+        assert "with an OAuth sign-in" in text(credentials.locator("#gcj-credentials-current"))
+        assert not credentials.get_by_role("button", name="Replace token").is_visible()
+        with page.expect_popup() as again:
+            credentials.get_by_role("button", name="Sign in again").click()
+        again.value.wait_for_event("close", timeout=15_000)
+        frame.locator(".gcj-flag-success", has_text="New credentials of").wait_for()
+        shot(page, "oauth-signed-in-again")
+        assert len(host.token_requests()) == 2
+        with second.app_context():
+            events = db.session().query(IntegrationEvent).filter_by(integration_id=integration.id).all()
+            assert any("OAuth sign-in" in e.message for e in events)
+        assert ACCESS not in page.content() + frame.locator("html").inner_html()
     finally:
         host.stub.close()
