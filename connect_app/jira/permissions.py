@@ -53,9 +53,11 @@ def forget_admin(tenant: Tenant, account_id: str) -> None:
 def forget_tenant_caches(tenant_id: int) -> None:
     """Uninstall keeps nothing: drop every cached answer about the tenant's users."""
     redis = redis_conn.client
-    keys = list(redis.scan_iter(match=f"gcj:admin:{tenant_id}:*", count=500))
-    if keys:
-        redis.delete(*keys)
+    # gcj:browse-projects: connect_app.services.browsable_projects (BROWSE_PROJECTS answers).
+    for prefix in ("gcj:admin", "gcj:browse-projects"):
+        keys = list(redis.scan_iter(match=f"{prefix}:{tenant_id}:*", count=500))
+        if keys:
+            redis.delete(*keys)
 
 
 def require_admin(tenant: Tenant, account_id: str | None) -> None:
