@@ -11,6 +11,13 @@ periodic dispatcher) routes it again. Enqueueing is idempotent (the scheduler's
 ``request_index`` and ``request_discovery``: one unique job per repository, one queued
 discovery per integration), so doing it twice is harmless.
 
+A delivery is acted on only while the Jira site and the integration are enabled and the
+integration's ``webhooks`` feature is on, and only for its enabled repositories that the host
+still lists. Otherwise it is still verified, stored and acknowledged (a host that sees errors
+may switch the webhook off for good), as ``ignored`` with the reason in ``summary["reason"]``
+(``summary["skipped_repositories"]`` names disabled or removed ones). Pushes from a repository
+we do not know on an "all future repositories" integration request a discovery, which adds it.
+
 Nothing from a payload reaches ``git``: jobs are enqueued by repository id only, and
 the indexer refetches refs from the host itself. Ref names and URLs in a payload are
 never stored, never passed on.
@@ -55,6 +62,7 @@ from connect_app.models import (
     WebhookDelivery,
     utcnow,
 )
+from connect_app.services.integration_settings import Feature, feature_enabled
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,8 @@ EVENT_LIMIT = 64  # WebhookDelivery.event
 SUMMARY_EVENTS_LIMIT = 20
 PENDING_MIN_AGE = timedelta(seconds=5)  # leave a delivery to the request that stored it first
 PENDING_BATCH = 500
+INTEGRATION_DISABLED = "the integration is disabled"
+WEBHOOKS_OFF = "webhooks are switched off for this integration"
 
 
 # Headers naming one delivery, in the order the host modules prefer them.
@@ -161,7 +171,27 @@ def event_name(headers: Mapping[str, str], events: Sequence[WebhookEvent] = ()) 
 
 
 def _is_indexed(repo: Repository) -> bool:
-    return repo.enabled and repo.removed_at is None and repo.status != RepositoryStatus.REMOVED.value
+    return _repository_skip(repo) is None
+
+
+def _repository_skip(repo: Repository) -> str | None:
+    if not repo.enabled:
+        return "repository disabled"
+    if repo.removed_at is not None or repo.status == RepositoryStatus.REMOVED.value:
+        return "repository no longer visible to the integration's credentials"
+    return None
+
+
+def intake_skip(session: Session, integration: Integration) -> str | None:
+    """Why nothing from this integration's deliveries is acted on now (None: they are)."""
+    if integration.status == IntegrationStatus.DISABLED.value:
+        return INTEGRATION_DISABLED
+    tenant = session.get(Tenant, integration.tenant_id)
+    if tenant is None or not tenant.enabled:
+        return "Git Connect is disabled on this Jira site"
+    if not feature_enabled(integration, Feature.WEBHOOKS):
+        return WEBHOOKS_OFF
+    return None
 
 
 def _event_summary(event: WebhookEvent) -> dict[str, Any]:
@@ -194,10 +224,16 @@ def plan(session: Session, integration: Integration, events: Sequence[WebhookEve
     all_future = integration.repository_selection == RepositorySelection.ALL_FUTURE.value
 
     result = Plan()
+    skipped: list[dict[str, Any]] = []
     for ext in external_ids:
         repo = known.get(ext)
-        if repo is not None and _is_indexed(repo) and repo.id not in result.repository_ids:
+        if repo is None or repo.id in result.repository_ids:
+            continue
+        why = _repository_skip(repo)
+        if why is None:
             result.repository_ids.append(repo.id)
+        elif len(skipped) < SUMMARY_EVENTS_LIMIT:
+            skipped.append({"id": repo.id, "reason": why})
     unknown = [ext for ext in external_ids if ext not in known]
     if unknown and all_future:
         result.discover = True  # a repository created since the last discovery is already pushing
@@ -209,25 +245,32 @@ def plan(session: Session, integration: Integration, events: Sequence[WebhookEve
         repo = known.get(event.repository_external_id or "")
         if event.repository_action is RepositoryAction.DELETED and repo is not None and repo.removed_at is None:
             result.discover = True
+    blocked = intake_skip(session, integration)
+    if blocked is not None:  # acknowledged, kept for the record, nothing done
+        result.repository_ids, result.discover = [], False
 
     summary: dict[str, Any] = {"events": [_event_summary(e) for e in events[:SUMMARY_EVENTS_LIMIT]]}
     if len(events) > SUMMARY_EVENTS_LIMIT:
         summary["events_omitted"] = len(events) - SUMMARY_EVENTS_LIMIT
     if unknown:
         summary["unknown_repositories"] = unknown[:SUMMARY_EVENTS_LIMIT]
+    if skipped:
+        summary["skipped_repositories"] = skipped
     if result.discover:
         summary["discover"] = True
     if not result.has_work:
-        summary["reason"] = _ignored_reason(events, unknown)
+        summary["reason"] = blocked or _ignored_reason(events, unknown, skipped)
     result.summary = summary
     return result
 
 
-def _ignored_reason(events: Sequence[WebhookEvent], unknown: list[str]) -> str:
+def _ignored_reason(events: Sequence[WebhookEvent], unknown: list[str], skipped: list[dict[str, Any]]) -> str:
     if not events:
         return "event not indexed"
     if all(e.type is WebhookEventType.PING for e in events):
         return "ping"
+    if skipped:
+        return str(skipped[0]["reason"])
     if unknown:
         return "repository not indexed by this integration"
     return "nothing to index"
@@ -319,13 +362,6 @@ def record_malformed(
 # --------------------------------------------------------------------------- enqueueing
 
 
-def _active(session: Session, integration: Integration) -> bool:
-    if integration.status == IntegrationStatus.DISABLED.value:
-        return False
-    tenant = session.get(Tenant, integration.tenant_id)
-    return tenant is not None and tenant.enabled
-
-
 class Dispatch(StrEnum):
     """What one attempt to enqueue a stored delivery's work came to."""
 
@@ -342,8 +378,11 @@ def dispatch_delivery(session: Session, delivery: WebhookDelivery) -> Dispatch:
     from connect_app.indexing import scheduler
 
     integration = session.get(Integration, delivery.integration_id)
-    if integration is None or not _active(session, integration):
-        return _finish(session, delivery, DeliveryStatus.IGNORED, "the integration is disabled")
+    if integration is None:
+        return _finish(session, delivery, DeliveryStatus.IGNORED, "the integration is gone")
+    blocked = intake_skip(session, integration)  # switched off since the delivery was stored
+    if blocked is not None:
+        return _finish(session, delivery, DeliveryStatus.IGNORED, blocked)
     repos: list[Repository] = []
     if delivery.repository_ids:
         rows = session.scalars(
@@ -379,6 +418,8 @@ def _finish(session: Session, delivery: WebhookDelivery, status: DeliveryStatus,
     if status is DeliveryStatus.ENQUEUED:
         delivery.enqueued_at = utcnow()
     delivery.error = reason
+    if reason is not None:
+        delivery.summary = {**(delivery.summary or {}), "reason": reason}
     session.commit()
     return Dispatch.ENQUEUED if status is DeliveryStatus.ENQUEUED else Dispatch.IGNORED
 

@@ -13,10 +13,16 @@ before anything changes, so a listing that fails half-way changes nothing. Then:
 * repositories we store and the host no longer lists: ``status=removed``,
   ``removed_at`` set (their index is kept; they come back if the host lists them again).
 
-New repositories get our webhook when the credentials allow it
-(``webhook_setup.ensure_webhook``); every repository not indexed yet is then requested
-with trigger ``initial``. ``HostAuthError`` marks the integration ``auth_failed``;
-``RateLimited`` pauses the credential until the host's reset time.
+Then background jobs bring the host and Jira in line: every enabled, visible repository gets
+our webhook when the integration's ``webhooks`` feature is on and the credentials allow it
+(new ones, and those picked in the wizard), removed ones lose it
+(:mod:`~connect_app.indexing.webhook_sync`); a removed repository's data is deleted from Jira's
+Development panel and a restored one is sent again from the start
+(:mod:`~connect_app.jira.visibility`). Additions, removals and restorations go to the
+integration's log. Every repository not indexed yet is then requested with trigger ``initial``.
+
+``HostAuthError`` marks the integration ``auth_failed``; ``RateLimited`` pauses the credential
+until the host's reset time.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from connect_app.hosts.base import RemoteRepository
 from connect_app.indexing import runs
 from connect_app.integrations import add_repositories, host_for
 from connect_app.models import (
+    EventLevel,
+    EventSource,
     IndexRun,
     Integration,
     IntegrationStatus,
@@ -45,6 +53,7 @@ from connect_app.models import (
     Trigger,
     utcnow,
 )
+from connect_app.services.integration_log import record_event
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +108,10 @@ def run_discovery(integration_id: int, run_id: int | None = None) -> dict[str, A
         integration.status = IntegrationStatus.ACTIVE.value  # the credentials work again
         integration.status_detail = None
     integration.last_discovered_at = utcnow()
-    runs.finish_run(session, run)  # commits the repositories with the run
+    _log_changes(session, integration, added, restored, removed)
+    runs.finish_run(session, run)  # commits the repositories (and the log lines) with the run
 
-    _ensure_webhooks(session, integration, added)
+    _follow_up(session, integration)
     enqueued = _request_initial_index(session, integration)
     log.info(
         "discovered %d repositories of integration %s: %d new, %d back, %d gone",
@@ -166,21 +176,75 @@ def _apply(
     return added, restored, removed
 
 
-def _ensure_webhooks(session: Session, integration: Integration, repos: list[Repository]) -> None:
-    if not repos:
-        return
+def _log_changes(
+    session: Session,
+    integration: Integration,
+    added: list[Repository],
+    restored: list[Repository],
+    removed: list[Repository],
+) -> None:
+    """One line per kind of change in the integration's log (committed by the caller)."""
+    from connect_app.indexing.webhook_sync import names
+
+    changes = [
+        (added, "discovery_added", EventLevel.INFO, "{n} new {repos} found: {names}; {it_is} indexed."),
+        (
+            removed,
+            "discovery_removed",
+            EventLevel.WARNING,
+            "{n} {repos} no longer visible to the integration's credentials: {names}. {its} index is kept; "
+            "{its_lower} webhook and {its_lower} data in Jira's Development panel are deleted. {it_is_cap} back "
+            "when the host lists {it} again.",
+        ),
+        (restored, "discovery_restored", EventLevel.INFO, "{n} {repos} visible again: {names}; {it_is} indexed again."),
+    ]
+    for repos, code, level, template in changes:
+        if not repos:
+            continue
+        one = len(repos) == 1
+        message = template.format(
+            n=len(repos),
+            repos="repository" if one else "repositories",
+            names=names([r.name for r in repos]),
+            it_is="it is" if one else "they are",
+            it_is_cap="It comes" if one else "They come",
+            it="it" if one else "them",
+            its="Its" if one else "Their",
+            its_lower="its" if one else "their",
+        )
+        record_event(
+            session,
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            level=level,
+            source=EventSource.DISCOVERY,
+            message=message,
+            repository_id=repos[0].id if one else None,
+            detail={"code": code, "repositories": [r.name for r in repos]},
+        )
+
+
+def _follow_up(session: Session, integration: Integration) -> None:
+    """Webhooks for repositories that should have one (new, picked in the wizard, restored) and
+    none on those gone; Jira's Development panel in line (removed ones deleted, restored ones
+    re-sent). Background jobs; a failure here must not cost the discovery."""
+    from connect_app.indexing import webhook_sync
+    from connect_app.jira import visibility
+
     try:
-        from connect_app.indexing.webhook_setup import ensure_webhook
-    except ImportError:
-        return
-    for repo in repos:
-        try:
-            ensure_webhook(session, integration, repo)
-        except NotImplementedError:
-            return
-        except Exception:  # ensure_webhook never raises host errors; anything else must not cost the index
-            session.rollback()
-            log.exception("registering a webhook for repository %s failed", repo.id)
+        hooks = webhook_sync.needs_sync(session, integration)
+        jira = visibility.needs_reconcile(session, integration)
+        integration_id = integration.id
+        session.rollback()
+        if hooks:
+            webhook_sync.request_sync(integration)
+        if jira:
+            visibility.request_reconcile(integration_id)
+    except RedisError:
+        log.warning("Redis is unreachable: webhooks and Jira of integration %s catch up later", integration.id)
+    except Exception:
+        session.rollback()
+        log.exception("following up the discovery of integration %s failed", integration.id)
 
 
 def _request_initial_index(session: Session, integration: Integration) -> int:

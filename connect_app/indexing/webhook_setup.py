@@ -1,9 +1,15 @@
-"""Register our webhook on the host for a repository when the credentials allow it.
+"""Register our webhook on the host for a repository when the credentials allow it, and
+delete it again.
 
     ensure_webhook(session, integration, repository) -> bool
         True when a webhook is registered (now or before); False when the host or the
         credentials cannot (the admin page then shows the URL and secret to paste by hand).
         Never raises host errors.
+    remove_webhook(session, integration, repository) -> bool
+        True when our webhook is gone (deleted now, or there was none).
+    register_with / delete_with(session, host, ...) -> HookOutcome
+        The same through a host client the caller opened (one per pass over many
+        repositories: ``connect_app.indexing.webhook_sync``), with the host's words.
 
 ``integration.features`` records the outcome for the admin page:
 
@@ -22,6 +28,7 @@ be forgotten by a later rollback, or the next attempt would create a second one.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -85,7 +92,7 @@ def _set_features(integration: Integration, **changes: Any) -> None:
     integration.features = features
 
 
-def _close(host: GitHost) -> None:
+def close_host(host: GitHost) -> None:
     close = getattr(host, "close", None)
     if callable(close):
         close()
@@ -104,6 +111,65 @@ def _all_hooked(session: Session, integration: Integration) -> bool:
     return not missing
 
 
+@dataclass(frozen=True)
+class HookOutcome:
+    """What one register or delete attempt came to (``error`` in words safe to show)."""
+
+    done: bool
+    refused: bool = False  # the host or the credential says no for good (not worth retrying now)
+    error: str | None = None
+
+
+def register_with(session: Session, host: GitHost, integration: Integration, repository: Repository) -> HookOutcome:
+    """Register our webhook on ``repository`` through an open ``host`` client. A refusal marks
+    the integration manual; a success is committed at once (see the module docstring)."""
+    if repository.webhook_id:
+        return HookOutcome(True)
+    try:
+        registration = host.register_webhook(
+            remote_repository(repository), webhook_url(integration), webhook_secret(integration)
+        )
+    except AppError as e:
+        reason = e.message[:REASON_LIMIT]
+        if not _is_refusal(e):  # unreachable, rate limited, server error: try again later
+            log.warning("webhook not created for repository %s for now (%s)", repository.id, e.code)
+            return HookOutcome(False, error=reason)
+        log.info("webhook not created for repository %s (%s): %s", repository.id, e.code, reason)
+        _set_features(integration, **{MANUAL: True, MANUAL_REASON: reason})
+        session.commit()
+        return HookOutcome(False, refused=True, error=reason)
+    except Exception:  # a bug in a host module must not break the caller
+        log.exception("webhook registration failed for repository %s", repository.id)
+        return HookOutcome(False, error="unexpected error (logged)")
+    repository.webhook_id = registration.id
+    session.flush()
+    if (integration.features or {}).get(MANUAL) and _all_hooked(session, integration):
+        _set_features(integration, **{MANUAL: None, MANUAL_REASON: None})
+    session.commit()
+    log.info("webhook %s registered for repository %s", registration.id, repository.id)
+    return HookOutcome(True)
+
+
+def delete_with(session: Session, host: GitHost, repository: Repository) -> HookOutcome:
+    """Delete our webhook from ``repository`` through an open ``host`` client; one that is
+    gone already counts as deleted. Commits the cleared ``webhook_id``."""
+    if not repository.webhook_id:
+        return HookOutcome(True)
+    try:
+        host.delete_webhook(remote_repository(repository), repository.webhook_id)
+    except HostNotFound:
+        pass  # gone already
+    except AppError as e:
+        log.warning("webhook %s of repository %s not deleted (%s)", repository.webhook_id, repository.id, e.code)
+        return HookOutcome(False, refused=_is_refusal(e), error=e.message[:REASON_LIMIT])
+    except Exception:
+        log.exception("webhook deletion failed for repository %s", repository.id)
+        return HookOutcome(False, error="unexpected error (logged)")
+    repository.webhook_id = None
+    session.commit()
+    return HookOutcome(True)
+
+
 def ensure_webhook(session: Session, integration: Integration, repository: Repository) -> bool:
     if repository.webhook_id:
         return True
@@ -112,31 +178,16 @@ def ensure_webhook(session: Session, integration: Integration, repository: Repos
     host: GitHost | None = None
     try:
         host = host_for(integration)
-        registration = host.register_webhook(
-            remote_repository(repository), webhook_url(integration), webhook_secret(integration)
-        )
-    except AppError as e:
-        if not _is_refusal(e):  # unreachable, rate limited, server error: try again later
-            log.warning("webhook not created for repository %s for now (%s)", repository.id, e.code)
-            return False
-        reason = e.message[:REASON_LIMIT]
-        log.info("webhook not created for repository %s (%s): %s", repository.id, e.code, reason)
-        _set_features(integration, **{MANUAL: True, MANUAL_REASON: reason})
-        session.commit()
+        return register_with(session, host, integration, repository).done
+    except AppError as e:  # the client could not be built (undecryptable credentials, bad URL)
+        log.warning("webhook not created for repository %s (%s)", repository.id, e.code)
         return False
-    except Exception:  # a bug in a host module must not break discovery
+    except Exception:  # a bug must not break discovery
         log.exception("webhook registration failed for repository %s", repository.id)
         return False
     finally:
         if host is not None:
-            _close(host)
-    repository.webhook_id = registration.id
-    session.flush()
-    if (integration.features or {}).get(MANUAL) and _all_hooked(session, integration):
-        _set_features(integration, **{MANUAL: None, MANUAL_REASON: None})
-    session.commit()
-    log.info("webhook %s registered for repository %s", registration.id, repository.id)
-    return True
+            close_host(host)
 
 
 def remove_webhook(session: Session, integration: Integration, repository: Repository) -> bool:
@@ -147,18 +198,13 @@ def remove_webhook(session: Session, integration: Integration, repository: Repos
     host: GitHost | None = None
     try:
         host = host_for(integration)
-        host.delete_webhook(remote_repository(repository), repository.webhook_id)
-    except HostNotFound:
-        pass  # gone already
+        return delete_with(session, host, repository).done
     except AppError as e:
-        log.warning("webhook %s of repository %s not deleted (%s)", repository.webhook_id, repository.id, e.code)
+        log.warning("webhook of repository %s not deleted (%s)", repository.id, e.code)
         return False
     except Exception:
         log.exception("webhook deletion failed for repository %s", repository.id)
         return False
     finally:
         if host is not None:
-            _close(host)
-    repository.webhook_id = None
-    session.commit()
-    return True
+            close_host(host)

@@ -71,6 +71,12 @@ from connect_app.services.host_checks import (
     refuse_duplicate,
     remotes_to_store,
 )
+from connect_app.services.integration_effects import (
+    Switches,
+    after_integration_change,
+    after_repository_change,
+    follow_up_job_ids,
+)
 from connect_app.services.integration_settings import BRANCH_TEMPLATE_KEY, merged_features
 from connect_app.services.run_admin import cancel_jobs
 
@@ -248,6 +254,7 @@ def update_integration(
                 remotes = list(host.list_repositories(namespace=conn.namespace))
 
     was_disabled = integration.status == IntegrationStatus.DISABLED.value
+    before = Switches.of(integration)
     added: list[Repository] = []
     disabled = 0
     try:
@@ -284,9 +291,17 @@ def update_integration(
         or (was_disabled and integration.status == IntegrationStatus.ACTIVE.value)
         or choice is not None
     )
-    queued, note = False, None
+    followed = after_integration_change(
+        session,
+        integration,
+        before,
+        repositories_changed=bool(added or disabled),
+        credentials_changed=patch.credentials is not None,
+    )
+    queued, note = False, (None if followed else QUEUE_DOWN_NOTE)
     if rediscover and integration.status == IntegrationStatus.ACTIVE.value:
-        queued, note = _queue_discovery(session, integration, initial=bool(added))
+        queued, discovery_note = _queue_discovery(session, integration, initial=bool(added))
+        note = note or discovery_note
     return Updated(integration, len(added), disabled, queued, note)
 
 
@@ -334,9 +349,12 @@ def add_picked(session: Session, integration: Integration, picked: tuple[str, ..
     except BaseException:
         session.rollback()
         raise
-    queued, note = False, None
+    # picked repositories get our webhook, re-enabled ones go back to Jira
+    followed = after_integration_change(session, integration, Switches.of(integration), repositories_changed=True)
+    queued, note = False, (None if followed else QUEUE_DOWN_NOTE)
     if integration.status == IntegrationStatus.ACTIVE.value:
-        queued, note = _queue_discovery(session, integration, initial=True)
+        queued, discovery_note = _queue_discovery(session, integration, initial=True)
+        note = note or discovery_note
     return Updated(integration, len(added), 0, queued, note)
 
 
@@ -344,11 +362,14 @@ def add_picked(session: Session, integration: Integration, picked: tuple[str, ..
 
 
 def update_repository(session: Session, repo: Repository, patch: RepositoryPatch) -> Repository:
+    """Enabling or disabling also brings its webhook and its Jira data along (background jobs)."""
+    was_enabled = repo.enabled
     if patch.enabled is not None:
         repo.enabled = patch.enabled
     if patch.project_keys is not None:
         repo.project_keys = patch.project_keys
     session.commit()
+    after_repository_change(session, repo, was_enabled)
     return repo
 
 
@@ -418,7 +439,7 @@ def delete_integration(session: Session, integration: Integration, *, allow_priv
     repos = list(session.scalars(select(Repository).where(Repository.integration_id == integration.id)))
     _release(session)
     outcomes = _delete_webhooks(integration, [r for r in repos if r.webhook_id], allow_private=allow_private)
-    job_ids = [f"discover-{integration.id}", *(f"index-{r.id}" for r in repos)]
+    job_ids = [f"discover-{integration.id}", *(f"index-{r.id}" for r in repos), *follow_up_job_ids(integration.id)]
     cancelled = cancel_jobs(redis_conn.client, job_ids)
     try:
         session.execute(

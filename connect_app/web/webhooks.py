@@ -5,10 +5,13 @@ In order, each step answering before the next one starts:
 1. **404** unless the integration exists and ``<token>`` equals its ``webhook_token``. The
    compare always runs (against a random dummy token when the id is unknown) on SHA-256
    digests of both sides, so an unknown integration and a wrong token take the same path
-   and the same time, and the compare never leaks the token's length. A disabled
-   integration, a disabled (or uninstalled) Jira site, and a provider without webhooks
-   also answer 404: to the sender there is no such webhook (a 410 would tell an
-   unauthenticated caller the token was right once).
+   and the same time, and the compare never leaks the token's length. A disabled (or
+   uninstalled) Jira site and a provider without webhooks also answer 404: to the sender
+   there is no such webhook (a 410 would tell an unauthenticated caller the token was right
+   once). A *disabled integration* is not a 404: its deliveries go through every check
+   below and are acknowledged as ``ignored`` (step 5), like those of an integration whose
+   ``webhooks`` feature is off or of a disabled or removed repository -- a host that sees
+   errors may switch our webhook off for good, and the admin may enable it again.
 2. **413** when the body is larger than ``Settings.webhook_max_body_bytes`` (25 MB, this
    route only; the rest of the app keeps ``MAX_CONTENT_LENGTH``). A ``Content-Length``
    over the limit is refused before anything is read; a body without one is read through
@@ -21,7 +24,9 @@ In order, each step answering before the next one starts:
    ``connect_app.indexing.deliveries``), and only then answered: **202** ``accepted``
    when it names repositories we index (their index is requested; ``"enqueued": false``
    when Redis is down, and the dispatcher retries it), **200** ``ignored`` (ping, an event
-   or repository we do not index) or **200** ``duplicate`` (a redelivery: nothing done).
+   or repository we do not index, the integration disabled or its webhooks switched off:
+   the stored delivery's ``summary["reason"]`` says which) or **200** ``duplicate`` (a
+   redelivery: nothing done).
 
 Errors are ``{"error": {"code", "message"}}``, never a stack trace. Nothing from the
 payload reaches ``git``: the intake enqueues repository ids only.
@@ -45,7 +50,7 @@ from connect_app.hosts.base import Capability, GitHost, ProviderId
 from connect_app.hosts.registry import HostConfig, build_host, provider_info
 from connect_app.indexing import deliveries
 from connect_app.integrations import credentials_of, webhook_secret
-from connect_app.models import Integration, IntegrationStatus, Tenant
+from connect_app.models import Integration, Tenant
 from connect_app.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -85,7 +90,7 @@ def find_integration(session: Session, integration_id: int, token: str) -> Integ
     if integration is None or not token_ok:
         raise NotFound(NOT_FOUND_MESSAGE)
     tenant = session.get(Tenant, integration.tenant_id)
-    if tenant is None or not tenant.enabled or integration.status == IntegrationStatus.DISABLED.value:
+    if tenant is None or not tenant.enabled:
         raise NotFound(NOT_FOUND_MESSAGE)
     if Capability.WEBHOOKS not in provider_info(integration.provider).capabilities:
         raise NotFound(NOT_FOUND_MESSAGE)

@@ -280,6 +280,48 @@ def test_enqueue_pending_ignores_deliveries_of_a_disabled_integration(
     assert index_requests.calls == []
 
 
+@pytest.mark.parametrize(
+    ("switch", "reason"),
+    [("status", "the integration is disabled"), ("webhooks", "webhooks are switched off for this integration")],
+)
+def test_enqueue_pending_drops_deliveries_switched_off_since_they_came(
+    session: Session,
+    github: tuple[Integration, list[Repository]],
+    index_requests: IndexRecorder,
+    switch: str,
+    reason: str,
+) -> None:
+    integration, (r10, _, _) = github
+    delivery = _pending(session, integration, [r10], "x", summary={"events": []})
+    if switch == "status":
+        integration.status = IntegrationStatus.DISABLED.value
+    else:
+        integration.features = {"webhooks": False}
+    session.commit()
+    assert deliveries.enqueue_pending(session) == 0
+    row = session.get(WebhookDelivery, delivery, populate_existing=True)
+    assert row is not None and row.status == DeliveryStatus.IGNORED.value
+    assert row.error == reason and row.summary == {"events": [], "reason": reason}
+    assert index_requests.calls == []
+
+
+def test_plan_says_why_a_known_repository_is_skipped(
+    session: Session, github: tuple[Integration, list[Repository]]
+) -> None:
+    integration, (r10, r20, r30) = github
+    r10.enabled = False
+    r20.status, r20.removed_at = RepositoryStatus.REMOVED.value, utcnow()
+    session.commit()
+    plan = deliveries.plan(session, integration, [push(repo="10"), push(repo="20"), push(repo="30")])
+    assert plan.repository_ids == [r30.id]
+    assert plan.summary["skipped_repositories"] == [
+        {"id": r10.id, "reason": "repository disabled"},
+        {"id": r20.id, "reason": "repository no longer visible to the integration's credentials"},
+    ]
+    alone = deliveries.plan(session, integration, [push(repo="10")])
+    assert not alone.has_work and alone.summary["reason"] == "repository disabled"
+
+
 def test_pending_discovery_goes_through_the_scheduler(
     session: Session, github: tuple[Integration, list[Repository]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

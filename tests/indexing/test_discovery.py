@@ -15,18 +15,21 @@ from sqlalchemy import select
 
 from connect_app.extensions import db, redis_conn
 from connect_app.hosts.base import ProviderId
-from connect_app.indexing import webhook_setup
+from connect_app.indexing import webhook_sync
 from connect_app.indexing.discovery import run_discovery
 from connect_app.indexing.scheduler import dispatch, start_integration
 from connect_app.models import (
+    DevinfoRepositoryState,
     IndexRun,
     Integration,
+    IntegrationEvent,
     IntegrationStatus,
     Repository,
     RepositorySelection,
     RepositoryStatus,
     RunKind,
     RunStatus,
+    utcnow,
 )
 from tests.hosts.doc_stub import Answer, Call, DocStub, fixture, serve_stub
 from tests.indexing.scheduling_support import (
@@ -227,31 +230,86 @@ def test_the_host_clients_recorded_budget_alone_pauses_the_credential(app: Flask
         assert not set(index_jobs()) & {f"index-{i}" for i in limited_ids}
 
 
-def test_new_repositories_get_a_webhook(app: Flask, gitlab: GitLab, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+def _log(session: Any, integration: Integration) -> list[tuple[str, str, str]]:
+    rows = session.scalars(
+        select(IntegrationEvent).where(IntegrationEvent.integration_id == integration.id).order_by(IntegrationEvent.id)
+    )
+    return [(e.source, e.level, e.detail.get("code")) for e in rows]
 
-    def ensure_webhook(_session: Any, _integration: Integration, repository: Repository) -> bool:
-        calls.append(repository.external_id)
-        return True
 
-    monkeypatch.setattr(webhook_setup, "ensure_webhook", ensure_webhook, raising=False)
+def test_repositories_that_should_have_a_webhook_get_a_webhook_job(app: Flask, gitlab: GitLab) -> None:
     with app.app_context():
         session = db.session()
         integration = integration_on(session, gitlab.stub)
         session.commit()
         run_discovery(integration.id, None)
-        assert sorted(calls) == ["4", "6"]
+        assert job_ids("maintenance") == [f"webhooks-{integration.id}"]
+        assert job(f"webhooks-{integration.id}").func_name == "workers.repository_jobs.sync_webhooks"
+        assert _log(session, integration) == [("discovery", "info", "discovery_added")]
+        event = session.scalars(select(IntegrationEvent)).one()
+        assert "2 new repositories found" in event.message and "brightbox/puppet" in event.message
+
+
+def test_picked_repositories_get_a_webhook_job_too(app: Flask, gitlab: GitLab) -> None:
+    """The wizard's picks exist before the first discovery: they are not "added" by it."""
+    with app.app_context():
+        session = db.session()
+        integration = integration_on(session, gitlab.stub, selection=RepositorySelection.SELECTED)
+        make_repos(session, integration, 1, external_id="6")
+        session.commit()
+        assert run_discovery(integration.id, None)["added"] == 0
+        assert job_ids("maintenance") == [f"webhooks-{integration.id}"]
+
+
+def test_no_webhook_job_when_nothing_would_change(app: Flask, gitlab: GitLab) -> None:
+    with app.app_context():
+        session = db.session()
+        off = integration_on(session, gitlab.stub, selection=RepositorySelection.SELECTED)
+        off.features = {"webhooks": False}
+        make_repos(session, off, 1, external_id="6")
+        hooked = integration_on(session, gitlab.stub, selection=RepositorySelection.SELECTED)
+        make_repos(session, hooked, 1, external_id="6", webhook_id="h-1")
+        session.commit()
+        run_discovery(off.id, None)
+        run_discovery(hooked.id, None)
+        assert job_ids("maintenance") == []
+
+
+def test_a_removed_repository_loses_its_webhook_and_its_jira_data(app: Flask, gitlab: GitLab) -> None:
+    with app.app_context():
+        session = db.session()
+        integration = integration_on(session, gitlab.stub)
+        session.commit()
         run_discovery(integration.id, None)
-        assert sorted(calls) == ["4", "6"]  # only new ones
+        puppet = stored(session, integration)["6"]
+        puppet.webhook_id, puppet.last_indexed_at = "h-6", utcnow()
+        session.add(
+            DevinfoRepositoryState(
+                tenant_id=integration.tenant_id, repository_id=puppet.id, integration_id=integration.id
+            )
+        )
+        session.commit()
+        redis_conn.client.flushdb()
+        gitlab.projects = [DIASPORA]
+        assert run_discovery(integration.id, None)["removed"] == 1
+        assert sorted(job_ids("maintenance")) == sorted(
+            [f"webhooks-{integration.id}", f"jira-visibility-{integration.id}"]
+        )
+        assert _log(session, integration)[-1] == ("discovery", "warning", "discovery_removed")
+        redis_conn.client.flushdb()
+        gitlab.projects = [DIASPORA, PUPPET]
+        assert run_discovery(integration.id, None)["restored"] == 1
+        assert _log(session, integration)[-1] == ("discovery", "info", "discovery_restored")
+        assert f"jira-visibility-{integration.id}" not in job_ids("maintenance")  # Jira still holds it
 
 
-def test_a_webhook_setup_that_is_not_there_yet_does_not_stop_discovery(
+def test_a_follow_up_that_fails_does_not_stop_discovery(
     app: Flask, gitlab: GitLab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def not_yet(*_a: Any) -> bool:
-        raise NotImplementedError
+    def broken(*_a: Any) -> bool:
+        raise RuntimeError("a bug")
 
-    monkeypatch.setattr(webhook_setup, "ensure_webhook", not_yet, raising=False)
+    monkeypatch.setattr(webhook_sync, "needs_sync", broken)
     with app.app_context():
         session = db.session()
         integration = integration_on(session, gitlab.stub)

@@ -35,6 +35,7 @@ from connect_app.integrations import credentials_of
 from connect_app.models import (
     IndexRun,
     Integration,
+    IntegrationEvent,
     IntegrationStatus,
     Repository,
     RepositorySelection,
@@ -507,3 +508,139 @@ def test_recommended_interval_leaves_room_for_a_whole_pass(
     )
     session.commit()
     assert recommended_interval(session, quick.integration, 3, 2).minutes == 15  # never below the adaptive floor
+
+
+# --- what a change sets off (connect_app.services.integration_effects) --------------
+
+
+@dataclass
+class FollowUps:
+    hooks: list[int] = field(default_factory=list)
+    jira: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def follow_ups(monkeypatch: pytest.MonkeyPatch) -> FollowUps:
+    from connect_app.indexing import webhook_sync
+    from connect_app.jira import visibility
+
+    calls = FollowUps()
+    monkeypatch.setattr(webhook_sync, "request_sync", lambda integration: calls.hooks.append(integration.id) or True)
+    monkeypatch.setattr(
+        visibility, "request_reconcile", lambda integration_id: calls.jira.append(integration_id) or True
+    )
+    return calls
+
+
+def settings_log(session: Session, integration: Integration) -> list[tuple[str, int | None]]:
+    rows = session.scalars(
+        select(IntegrationEvent)
+        .where(IntegrationEvent.integration_id == integration.id, IntegrationEvent.source == "settings")
+        .order_by(IntegrationEvent.id)
+    )
+    return [(e.detail["code"], e.repository_id) for e in rows]
+
+
+@pytest.mark.parametrize(
+    ("patch", "codes", "hooks", "jira"),
+    [
+        ({"enabled": False}, ["integration_disabled"], True, True),
+        ({"settings": {"features": {"webhooks": False}}}, ["webhooks_off"], True, False),
+        ({"settings": {"features": {"development_panel": False}}}, ["development_panel_off"], False, True),
+        ({"settings": {"features": {"smart_commits": False}}}, ["smart_commits_off"], False, False),
+        ({"display_name": "renamed"}, [], False, False),
+        ({"settings": {"features": {"webhooks": True}}}, [], False, False),  # on already: no change
+    ],
+)
+def test_switches_are_logged_and_followed_up_after_the_commit(
+    session: Session,
+    tenant: Tenant,
+    host: ScriptedHost,
+    started: list[int],
+    follow_ups: FollowUps,
+    patch: dict[str, Any],
+    codes: list[str],
+    hooks: bool,
+    jira: bool,
+) -> None:
+    integration = admin.create(session, tenant.id, github_request(), created_by=None, allow_private=False).integration
+    admin.update_integration(session, integration, parse_integration_patch(patch, GITHUB), allow_private=False)
+    assert [code for code, _ in settings_log(session, integration)] == codes
+    assert follow_ups.hooks == ([integration.id] if hooks else [])
+    assert follow_ups.jira == ([integration.id] if jira else [])
+
+
+def test_switching_back_on_is_logged_too(
+    session: Session, tenant: Tenant, host: ScriptedHost, started: list[int], follow_ups: FollowUps
+) -> None:
+    integration = admin.create(session, tenant.id, github_request(), created_by=None, allow_private=False).integration
+    for enabled in (False, True):
+        admin.update_integration(
+            session, integration, parse_integration_patch({"enabled": enabled}, GITHUB), allow_private=False
+        )
+    assert settings_log(session, integration) == [("integration_disabled", None), ("integration_enabled", None)]
+    assert follow_ups.hooks == follow_ups.jira == [integration.id, integration.id]
+    assert started == [integration.id, integration.id]  # enabling again also rediscovers
+
+
+def test_a_repository_switched_off_or_on_is_logged_and_followed_up(
+    session: Session, tenant: Tenant, host: ScriptedHost, started: list[int], follow_ups: FollowUps
+) -> None:
+    from connect_app.services.admin_input import parse_repository_patch
+
+    created = admin.create(session, tenant.id, github_request(repositories=["1"]), created_by=None, allow_private=False)
+    repo = session.scalars(select(Repository)).one()
+    admin.update_repository(session, repo, parse_repository_patch({"project_keys": ["ABC"]}))
+    assert follow_ups.hooks == [] and settings_log(session, created.integration) == []
+    admin.update_repository(session, repo, parse_repository_patch({"enabled": False}))
+    admin.update_repository(session, repo, parse_repository_patch({"enabled": False}))  # no change: nothing more
+    admin.update_repository(session, repo, parse_repository_patch({"enabled": True}))
+    assert settings_log(session, created.integration) == [
+        ("repository_disabled", repo.id),
+        ("repository_enabled", repo.id),
+    ]
+    assert follow_ups.hooks == follow_ups.jira == [created.integration.id] * 2
+
+
+def test_picking_repositories_follows_up(
+    session: Session, tenant: Tenant, host: ScriptedHost, started: list[int], follow_ups: FollowUps
+) -> None:
+    created = admin.create(session, tenant.id, github_request(repositories=["1"]), created_by=None, allow_private=False)
+    result = admin.add_picked(session, created.integration, ("2",), allow_private=False)
+    assert result.repositories_added == 1 and result.note is None
+    assert follow_ups.hooks == follow_ups.jira == [created.integration.id]
+
+
+def test_a_queue_that_is_down_is_a_note_not_an_error(
+    session: Session, tenant: Tenant, host: ScriptedHost, started: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connect_app.indexing import followup_jobs
+
+    def down(*_a: Any, **_kw: Any) -> bool:
+        raise RedisConnectionError("refused")
+
+    monkeypatch.setattr(followup_jobs, "request", down)
+    integration = admin.create(session, tenant.id, github_request(), created_by=None, allow_private=False).integration
+    result = admin.update_integration(
+        session, integration, parse_integration_patch({"enabled": False}, GITHUB), allow_private=False
+    )
+    assert result.note and "Redis" in result.note
+    session.expire_all()
+    assert session.get(Integration, integration.id).status == "disabled"  # type: ignore[union-attr]
+    assert [c for c, _ in settings_log(session, integration)] == ["integration_disabled"]
+
+
+def test_deleting_cancels_the_follow_up_jobs_too(
+    session: Session, tenant: Tenant, host: ScriptedHost, started: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(admin, "cancel_jobs", lambda conn, ids: asked.extend(ids) or 0)
+    integration = admin.create(session, tenant.id, github_request(), created_by=None, allow_private=False).integration
+    admin.delete_integration(session, integration, allow_private=False)
+    iid = integration.id
+    assert {
+        f"webhooks-{iid}",
+        f"webhooks-{iid}-again",
+        f"jira-visibility-{iid}",
+        f"jira-visibility-{iid}-again",
+    } <= set(asked)

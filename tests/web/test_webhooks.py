@@ -39,6 +39,7 @@ from connect_app.models import (
     IntegrationStatus,
     Repository,
     RepositorySelection,
+    RepositoryStatus,
     RunKind,
     Tenant,
     Trigger,
@@ -339,6 +340,7 @@ def test_disabled_repository_is_not_indexed(
     response = client.post(hook.url, data=body, headers=github_headers(body, hook.secret))
     assert response.status_code == 200 and response.get_json()["status"] == "ignored"
     assert index_requests.calls == []
+    assert stored(app)[0].summary["reason"] == "repository disabled"
 
 
 # --------------------------------------------------------------------------- discovery
@@ -506,27 +508,111 @@ def test_tenant_isolation(
     assert row.tenant_id == theirs.tenant_id
 
 
-def test_disabled_integration_and_disabled_site_are_404(
+def test_disabled_site_is_404(
     app: Flask, client: FlaskClient, installed_site: JiraSite, index_requests: IndexRecorder
 ) -> None:
     hook = make_hook(app, installed_site, ProviderId.GITHUB, "186853002")
     body = fixture("github", "push.json")
-    headers = github_headers(body, hook.secret)
+    with app.app_context():
+        tenant = db.session().get(Tenant, hook.tenant_id)
+        assert tenant is not None
+        tenant.enabled = False
+        db.session().commit()
+    assert client.post(hook.url, data=body, headers=github_headers(body, hook.secret)).status_code == 404
+    assert stored(app) == []
+
+
+def _switch_off(app: Flask, hook: Hook, what: str) -> None:
+    with app.app_context():
+        session = db.session()
+        integration = session.get(Integration, hook.integration_id)
+        repo = session.get(Repository, hook.repository_id)
+        assert integration is not None and repo is not None
+        if what == "integration disabled":
+            integration.status = IntegrationStatus.DISABLED.value
+        elif what == "webhooks off":
+            integration.features = {**integration.features, "webhooks": False}
+        elif what == "repository disabled":
+            repo.enabled = False
+        else:
+            repo.status, repo.removed_at = RepositoryStatus.REMOVED.value, utcnow()
+        session.commit()
+
+
+SWITCHED_OFF = {
+    "integration disabled": "the integration is disabled",
+    "webhooks off": "webhooks are switched off for this integration",
+    "repository disabled": "repository disabled",
+    "repository removed": "repository no longer visible to the integration's credentials",
+}
+
+
+@pytest.mark.parametrize("what", list(SWITCHED_OFF))
+def test_switched_off_deliveries_are_verified_acknowledged_and_ignored(
+    app: Flask, client: FlaskClient, installed_site: JiraSite, index_requests: IndexRecorder, what: str
+) -> None:
+    hook = make_hook(app, installed_site, ProviderId.GITHUB, "186853002")
+    _switch_off(app, hook, what)
+    body = fixture("github", "push.json")
+    # the signature is still checked first: a forged delivery is refused and not stored
+    forged = client.post(hook.url, data=body, headers=github_headers(body, "not-the-secret"))
+    assert forged.status_code == 401 and stored(app) == []
+    response = client.post(hook.url, data=body, headers=github_headers(body, hook.secret))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["status"] == "ignored"
+    [row] = stored(app)
+    assert row.id == response.get_json()["delivery"]
+    assert row.status == DeliveryStatus.IGNORED.value and row.summary["reason"] == SWITCHED_OFF[what]
+    assert row.repository_ids == [] and index_requests.calls == []
+    if what.startswith("repository"):
+        assert row.summary["skipped_repositories"] == [{"id": hook.repository_id, "reason": SWITCHED_OFF[what]}]
+
+
+@pytest.mark.parametrize("what", ["integration disabled", "webhooks off"])
+def test_switched_off_integrations_do_not_discover_new_repositories(
+    app: Flask, client: FlaskClient, installed_site: JiraSite, index_requests: IndexRecorder, what: str
+) -> None:
+    hook = make_hook(app, installed_site, ProviderId.GITHUB, "1", selection=RepositorySelection.ALL_FUTURE)
+    _switch_off(app, hook, what)
+    body = fixture("github", "repository.created.json")
+    response = client.post(hook.url, data=body, headers=github_headers(body, hook.secret, "repository", "r-1"))
+    assert response.status_code == 200 and response.get_json()["status"] == "ignored"
+    assert _discovery_jobs(app) == [] and stored(app)[0].summary["reason"] == SWITCHED_OFF[what]
+
+
+def test_a_disabled_integration_still_takes_the_same_path_as_an_unknown_one(
+    app: Flask, client: FlaskClient, installed_site: JiraSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disabling an integration adds no early exit before the token compare."""
+    hook = make_hook(app, installed_site, ProviderId.GITHUB, "186853002")
+    _switch_off(app, hook, "integration disabled")
+    calls: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(webhooks.hmac, "compare_digest", spy)
+    assert client.post(f"/webhooks/{hook.integration_id}/wrong-token", data=b"{}").status_code == 404
+    assert client.post(f"/webhooks/{hook.integration_id + 1}/{hook.token}", data=b"{}").status_code == 404
+    assert calls == [(32, 32), (32, 32)]
+
+
+def test_switched_on_again_deliveries_are_indexed(
+    app: Flask, client: FlaskClient, installed_site: JiraSite, index_requests: IndexRecorder
+) -> None:
+    hook = make_hook(app, installed_site, ProviderId.GITHUB, "186853002")
+    _switch_off(app, hook, "webhooks off")
+    body = fixture("github", "push.json")
+    assert client.post(hook.url, data=body, headers=github_headers(body, hook.secret, delivery="a")).status_code == 200
     with app.app_context():
         integration = db.session().get(Integration, hook.integration_id)
         assert integration is not None
-        integration.status = IntegrationStatus.DISABLED.value
+        integration.features = {**integration.features, "webhooks": True}
         db.session().commit()
-    assert client.post(hook.url, data=body, headers=headers).status_code == 404
-    with app.app_context():
-        integration = db.session().get(Integration, hook.integration_id)
-        tenant = db.session().get(Tenant, hook.tenant_id)
-        assert integration is not None and tenant is not None
-        integration.status = IntegrationStatus.ACTIVE.value
-        tenant.enabled = False
-        db.session().commit()
-    assert client.post(hook.url, data=body, headers=headers).status_code == 404
-    assert stored(app) == []
+    assert client.post(hook.url, data=body, headers=github_headers(body, hook.secret, delivery="b")).status_code == 202
+    assert index_requests.calls == [([hook.repository_id], Trigger.WEBHOOK)]
 
 
 def test_integration_with_failed_credentials_still_stores_deliveries(
