@@ -35,7 +35,7 @@ def test_descriptor_follows_environment(app, settings) -> None:
 
 
 def _fill(url: str) -> str:
-    values = {"issue.key": "ABC-1", "issue.summary": "Fix+it", "project.key": "ABC", "jwt": ""}
+    values = {"issue.key": "ABC-1", "issue.summary": "Fix+it", "project.key": "ABC", "jwt": "", "ac.integration": ""}
     return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], url).replace("&jwt=", "")
 
 
