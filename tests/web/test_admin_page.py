@@ -92,7 +92,13 @@ def test_page_headers_and_scripts(jira: Jira, admin_site: JiraSite) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     page = parse(response.get_data(as_text=True))
     sources = [s.get("src", "") for s in page.scripts]
-    assert sources == ["https://connect-cdn.atl-paas.net/all.js", "/static/app.js", "/static/admin.js", "/static/admin_log.js", "/static/admin_credentials.js"]
+    assert sources == [
+        "https://connect-cdn.atl-paas.net/all.js",
+        "/static/app.js",
+        "/static/admin.js",
+        "/static/admin_log.js",
+        "/static/admin_credentials.js",
+    ]
     assert page.inline_script_text.strip() == ""  # no inline script: the CSP would refuse it anyway
     all_js = page.scripts[0]
     assert "async" in all_js  # optional: the page works when the CDN is unreachable
