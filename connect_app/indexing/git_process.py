@@ -11,6 +11,7 @@ is mapped to one of the app's errors with every secret scrubbed from it.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import io
 import os
 import re
@@ -20,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from typing import cast
+from typing import IO, cast
 
 from connect_app.errors import (
     AppError,
@@ -44,6 +45,7 @@ esac
 """
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 _STDERR_TAIL = 64 * 1024
+_PIPE_SIZE = 1024 * 1024
 
 # --------------------------------------------------------------------------- sandbox
 
@@ -115,6 +117,7 @@ class GitProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        _widen_pipe(self.proc.stdout)
         self._stderr = bytearray()
         self._threads = [threading.Thread(target=self._drain_stderr, daemon=True)]
         if stdin is not None:
@@ -165,6 +168,20 @@ class GitProcess:
     @property
     def stderr(self) -> str:
         return bytes(self._stderr).decode("utf-8", "replace")
+
+
+def _widen_pipe(stream: IO[bytes] | None) -> None:
+    """Give git's stdout a 1 MiB pipe (Linux; the default is 64 KiB): git then keeps producing
+    ``git log`` output while the indexer writes a batch to the database, instead of stopping
+    after a few hundred commits until it reads again. Best effort: an unprivileged process may
+    be capped lower (``/proc/sys/fs/pipe-max-size``), and other systems have no such call."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if stream is None or set_size is None:
+        return
+    try:
+        fcntl.fcntl(stream.fileno(), set_size, _PIPE_SIZE)
+    except OSError:
+        pass
 
 
 # --------------------------------------------------------------------------- errors

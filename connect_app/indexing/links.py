@@ -37,6 +37,8 @@ from connect_app.models import IssueLink, JiraProject, LinkKind, LinkSource
 
 _T = TypeVar("_T")
 LINK_KEYS = ("repository_id", "kind", "ref", "issue_key")
+LINK_COLUMNS = ("tenant_id", "repository_id", "issue_key", "project_key", "kind", "ref", "source", "created_at")
+_COMMIT, _MESSAGE = LinkKind.COMMIT.value, LinkSource.MESSAGE.value
 # A pull request's key found in several places is linked once, from the first of these.
 _PR_SOURCES = (LinkSource.TITLE, LinkSource.DESCRIPTION, LinkSource.BRANCH_NAME)
 
@@ -81,7 +83,16 @@ class LinkBuilder:
         }
 
     def commit(self, sha: str, message: str) -> list[dict[str, Any]]:
-        return [self._row(k, LinkKind.COMMIT, sha, LinkSource.MESSAGE) for k in self.keys.keep(keys_in_text(message))]
+        return [dict(zip(LINK_COLUMNS, values, strict=True)) for values in self.commit_values(sha, message)]
+
+    def commit_values(self, sha: str, message: str) -> list[tuple[Any, ...]]:
+        """:meth:`commit` as tuples in :data:`LINK_COLUMNS` order (for :func:`insert_link_values`):
+        one per commit of a full index, so no dict per link."""
+        keys = keys_in_text(message)
+        if not keys:
+            return []
+        t, r, now = self.tenant_id, self.repository_id, self.now
+        return [(t, r, k, project_of(k), _COMMIT, sha, _MESSAGE, now) for k in self.keys.keep(keys)]
 
     def branch(self, name: str) -> list[dict[str, Any]]:
         return [
@@ -101,6 +112,11 @@ class LinkBuilder:
 def insert_links(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert links not stored yet; returns how many were new."""
     return store.insert_ignore(session, IssueLink, rows, keys=LINK_KEYS)
+
+
+def insert_link_values(session: Session, rows: Sequence[Sequence[Any]]) -> int:
+    """:func:`insert_links` for tuples in :data:`LINK_COLUMNS` order."""
+    return store.insert_ignore_values(session, IssueLink, LINK_COLUMNS, rows, keys=LINK_KEYS)
 
 
 def delete_links(session: Session, repository_id: int, kind: LinkKind, refs: Collection[str]) -> int:

@@ -35,6 +35,7 @@ commits reachable by sha for a long time too. Branches and tags always show the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -309,10 +310,15 @@ class RepositoryIndexer:
                 self.session, self.repo.tenant_id, self.repo.id, self.links.keys
             )
 
-    def _commit(self) -> None:
-        """Commit, with the counts copied onto the run (the queue viewer shows progress)."""
+    def _commit(self, before_commit: Callable[[], None] | None = None) -> None:
+        """Commit, with the counts copied onto the run (the queue viewer shows progress).
+        ``before_commit`` runs once everything is flushed and the lock checked, right before
+        the database commits (the history walk lets its reader go on then)."""
         self._copy_counts()
         self.lock.check()
+        if before_commit is not None:
+            self.session.flush()
+            before_commit()
         self.session.commit()
 
     def _copy_counts(self) -> None:

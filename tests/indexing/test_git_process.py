@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
@@ -22,7 +23,7 @@ from connect_app.errors import (
 )
 from connect_app.hosts.base import GitAuth
 from connect_app.indexing.git import GitRunner
-from connect_app.indexing.git_process import git_environment, git_error, sandbox, scrub
+from connect_app.indexing.git_process import GitProcess, git_environment, git_error, sandbox, scrub
 from connect_app.indexing.git_safety import Target
 
 KEY_BODY = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
@@ -116,3 +117,17 @@ def test_scrub_removes_every_secret() -> None:
     assert "***@h/" in scrubbed
     assert "s3cret-Password" not in git_error("fetch", text, auth).message
     assert "s3cret" not in repr(auth) and KEY_BODY not in repr(auth) and KEY_BODY not in str(auth)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are a Linux feature")
+def test_git_output_gets_a_pipe_wide_enough_to_run_ahead(tmp_path: Path) -> None:
+    """``git log`` keeps producing while the indexer writes a batch instead of stalling at 64 KiB."""
+    env = git_environment(None, "ssh", offline=True)
+    proc = GitProcess(["git", "version"], env, tmp_path, 30, None)
+    try:
+        size = fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ)
+        assert proc.stdout.read().startswith(b"git version")
+    finally:
+        assert proc.finish() == 0
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    assert size >= min(1024 * 1024, limit)

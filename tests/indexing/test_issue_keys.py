@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from connect_app.indexing.issue_keys import (
     MAX_KEY_LENGTH,
     MAX_UNDERSCORE_SPLITS,
+    _extract,
     is_issue_key,
     keys_in_branch,
     keys_in_text,
@@ -349,3 +350,19 @@ def test_a_megabyte_costs_linear_time(name: str) -> None:
     keys_in_branch(text)
     # Linear work is well under a second; catastrophic backtracking would take hours.
     assert time.perf_counter() - started < 5.0
+
+
+# Keys around the length limits: projects near 255 characters, numbers near 18 digits.
+long_keys = st.builds(
+    lambda n, digits, tail: "A" * n + "-" + "1" * digits + tail,
+    st.integers(1, 258),
+    st.integers(1, 20),
+    st.sampled_from(["", " ", "x", "-", "9"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(tricky_text, st.text(max_size=60), long_keys, st.lists(long_keys).map(" ".join)))
+def test_the_fast_path_for_text_without_underscores_equals_the_general_rule(text: str) -> None:
+    text = text.replace("_", " ")  # the fast path's domain
+    assert keys_in_text(text) == _extract(text, branch=False)

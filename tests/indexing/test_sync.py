@@ -4,13 +4,14 @@ and how host errors end a run."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from connect_app.errors import RateLimited
+from connect_app.errors import HostUnavailable, RateLimited
 from connect_app.extensions import redis_conn
 from connect_app.hosts.base import AuthType, Credentials
 from connect_app.indexing import history, pull_requests, queueing, sync
@@ -224,6 +225,7 @@ def test_crashed_walk_resumes_without_gaps_or_duplicates(
     crash_after(monkeypatch, 3)
     with pytest.raises(RuntimeError):
         index(repo)
+    assert not prefetch_threads()  # the background reader stopped with the walk
 
     repo = indexing.reload(repo)
     assert repo.walk_state is not None and repo.walk_state["done"] == 3 * small_batches
@@ -246,6 +248,37 @@ def test_crashed_walk_resumes_without_gaps_or_duplicates(
     indexing.assert_no_duplicates(repo)
     repo = indexing.reload(repo)
     assert repo.walk_state is None and repo.commit_count == len(expected) == 601
+
+
+def test_a_git_failure_while_reading_ahead_fails_the_run_and_keeps_the_cursor(
+    indexing: IndexingEnv, bulk_source: ServedRepo, small_batches: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The history is read in a background thread: its errors still end the run the usual way."""
+    repo = add(indexing, bulk_source)
+    real, seen = history.CommitRows.__call__, {"n": 0}
+
+    def dies_midway(self: history.CommitRows, record: Any) -> history.PreparedCommit:
+        seen["n"] += 1
+        if seen["n"] > 2 * small_batches + 10:
+            raise HostUnavailable("git log: gave up after 3600s")
+        return real(self, record)
+
+    monkeypatch.setattr(history.CommitRows, "__call__", dies_midway)
+    result = index(repo)
+
+    assert result.status == "failed" and "gave up" in (result.error or "")
+    assert not prefetch_threads()
+    repo = indexing.reload(repo)
+    assert repo.walk_state is not None and repo.walk_state["done"] == 2 * small_batches
+    assert len(indexing.commit_shas(repo)) == repo.commit_count == 2 * small_batches
+    monkeypatch.undo()
+    assert index(repo).status == "done"
+    assert set(indexing.commit_shas(repo)) == rev_list_all(bulk_source.path)
+    indexing.assert_no_duplicates(repo)
+
+
+def prefetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "history-prefetch"]
 
 
 def test_a_wrong_skip_count_costs_a_rewrite_never_a_gap(
