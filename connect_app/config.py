@@ -82,6 +82,13 @@ class Settings:
     # -- user tokens
     # How long what a user's own token may read on a repository is trusted before the host is asked again.
     user_permission_cache_seconds: int = 300
+    # -- operations
+    log_format: str = "text"  # "text" or "json" (one JSON object per line, with request/job ids)
+    metrics_token: str | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
+    # -- marketplace
+    enable_licensing: bool = False  # the descriptor's enableLicensing; the ``lic`` parameter is then enforced
+    personal_data_report_url: str | None = None  # Atlassian's personal-data reporting API; None: per-site default
+    personal_data_cycle_days: int = 7  # how often the accountIds we hold are reported
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +119,13 @@ class Settings:
             user_permission_cache_seconds=_int(
                 "USER_PERMISSION_CACHE_SECONDS", e.get("USER_PERMISSION_CACHE_SECONDS"), 300
             ),
+            log_format=(e.get("LOG_FORMAT") or ("json" if environment is Environment.PRODUCTION else "text"))
+            .strip()
+            .lower(),
+            metrics_token=e.get("METRICS_TOKEN") or None,
+            enable_licensing=_bool(e.get("ENABLE_LICENSING")),
+            personal_data_report_url=(e.get("PERSONAL_DATA_REPORT_URL") or "").strip().rstrip("/") or None,
+            personal_data_cycle_days=_int("PERSONAL_DATA_CYCLE_DAYS", e.get("PERSONAL_DATA_CYCLE_DAYS"), 7),
         )
         settings.validate()
         return settings
@@ -133,6 +147,10 @@ class Settings:
             raise ConfigError("BASE_URL must start with https:// (or http:// for local development)")
         if self.user_permission_cache_seconds < 0:
             raise ConfigError("USER_PERMISSION_CACHE_SECONDS must be 0 or more")
+        if self.log_format not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT must be text or json")
+        if self.personal_data_cycle_days < 1:
+            raise ConfigError("PERSONAL_DATA_CYCLE_DAYS must be 1 or more")
         if not self.is_production:
             return
         missing = [

@@ -19,4 +19,11 @@ class Branch(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(1024), nullable=False)
     head_sha: Mapped[str] = mapped_column(String(64), nullable=False)
     url: Mapped[str | None] = mapped_column(String(2048))
+    # Commits on this branch and not on the repository's default branch, and the reverse, as of
+    # ``compared_head_sha`` (this branch's head) and ``compared_default_sha`` (the default branch's
+    # head) when they were counted. None: not known (not counted yet, or no default branch).
+    ahead: Mapped[int | None] = mapped_column(Integer)
+    behind: Mapped[int | None] = mapped_column(Integer)
+    compared_head_sha: Mapped[str | None] = mapped_column(String(64))
+    compared_default_sha: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False)

@@ -27,6 +27,11 @@ class Tenant(TimestampMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     secret_rotated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # Marketplace licensing (only consulted when ENABLE_LICENSING is on): the last answer seen,
+    # from the ``lic`` parameter of a verified iframe URL or Jira's app-license REST resource.
+    # None: never seen.
+    license_active: Mapped[bool | None] = mapped_column(Boolean)
+    license_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"Tenant(id={self.id!r}, client_key={self.client_key!r}, base_url={self.base_url!r})"
