@@ -136,6 +136,13 @@
       pr.appendChild(lozenge(branch.pull_request.state));
       li.appendChild(pr);
     }
+    var counts = branch.ahead_behind;
+    if (counts) {
+      var diverged = el("span", "gcj-ahead-behind gcj-muted",
+        counts.ahead + " ahead, " + counts.behind + " behind " + counts.base);
+      diverged.title = "Commits on this branch and not on " + counts.base + ", and the reverse";
+      li.appendChild(diverged);
+    }
     var last = branch.last_commit;
     if (last) {
       var meta = el("span", "gcj-meta");
@@ -160,6 +167,10 @@
     var meta = el("span", "gcj-meta");
     var author = commit.author || {};
     meta.appendChild(el("span", "gcj-author", author.name || author.email || ""));
+    if (commit.branch) {
+      meta.appendChild(document.createTextNode(" · "));
+      meta.appendChild(el("span", "gcj-ref gcj-commit-branch", commit.branch));
+    }
     meta.appendChild(document.createTextNode(" · "));
     meta.appendChild(timeEl(commit.time));
     li.appendChild(meta);

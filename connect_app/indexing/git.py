@@ -162,6 +162,16 @@ class GitRunner:
             refs.append((ref, peeled if peel and peeled else sha))
         return refs
 
+    def ahead_behind(self, dest: Path, base: str, head: str) -> tuple[int, int]:
+        """(commits on ``head`` and not on ``base``, commits on ``base`` and not on ``head``): how
+        far a branch is ahead of and behind the default branch. Both must be commit ids."""
+        for sha in (base, head):
+            if not SHA.match(sha):
+                raise UnsafeInput("ahead/behind takes commit ids only")
+        out = self._local(Path(dest), "rev-list", "--left-right", "--count", f"{base}...{head}")
+        behind, ahead = (int(x) for x in out.split())
+        return ahead, behind
+
     def log(
         self,
         dest: Path,

@@ -26,24 +26,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from connect_app.errors import AppError
 from connect_app.hosts.weburls import branch_url, commit_url_prefix
 from connect_app.indexing import mirror, store
+from connect_app.indexing.commit_branches import BranchLabels
 from connect_app.indexing.git import CommitRecord, GitRunner
 from connect_app.indexing.links import LinkBuilder, delete_links, insert_link_values, insert_links
 from connect_app.indexing.prefetch import Prefetch
-from connect_app.models import Branch, Commit, LinkKind, Repository, Tag, utcnow
+from connect_app.models import Branch, Commit, IssueLink, LinkKind, Repository, Tag, utcnow
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 WALK_KEYS = ("revs", "exclude", "done")
+AHEAD_BEHIND_PER_RUN = 200  # branches counted per run (one git process each)
 NAME_LIMIT = 1024  # branch.name / tag.name: longer refs are not stored
 
 
@@ -77,6 +80,7 @@ class GitSync:
     counts: Counts
     batch_size: int
     checkpoint: Checkpoint
+    refs: mirror.MirrorRefs | None = None  # the mirror's refs this run (set by sync_history)
 
     # -- branches and tags
     def sync_refs(self, refs: mirror.MirrorRefs) -> None:
@@ -125,8 +129,58 @@ class GitSync:
         self.counts.changed |= bool(gone or moved or gone_tags or tag_rows)
         self.checkpoint()
 
+    # -- how far linked branches are from the default branch
+    def sync_ahead_behind(self, runner: GitRunner, path: Path, refs: mirror.MirrorRefs) -> None:
+        """Ahead/behind the default branch for the branches the panel shows (those linked to an
+        issue by name) whose head or the default branch's head moved since they were counted. One
+        ``git rev-list`` per branch, at most :data:`AHEAD_BEHIND_PER_RUN` per run (newest first);
+        the rest follow in later runs. A failed count leaves the old one (shown only while the
+        branch's head is the one it was counted at)."""
+        repo, session = self.repo, self.session
+        default = repo.default_branch
+        base = refs.branches.get(default) if default else None
+        if base is None:
+            return
+        linked = select(IssueLink.ref).where(IssueLink.repository_id == repo.id, IssueLink.kind == LinkKind.BRANCH)
+        stale = session.execute(
+            select(Branch.id, Branch.head_sha)
+            .where(
+                Branch.repository_id == repo.id,
+                Branch.name != default,
+                Branch.name.in_(linked),
+                or_(
+                    Branch.compared_head_sha.is_(None),
+                    Branch.compared_head_sha != Branch.head_sha,
+                    Branch.compared_default_sha != base,
+                ),
+            )
+            .order_by(Branch.updated_at.desc(), Branch.id.desc())
+            .limit(AHEAD_BEHIND_PER_RUN)
+        ).all()
+        for branch_id, head in stale:
+            try:
+                ahead, behind = runner.ahead_behind(path, base, head)
+            except AppError as e:
+                log.warning("repository %s: ahead/behind of branch %s not counted: %s", repo.id, branch_id, e)
+                continue
+            session.execute(
+                update(Branch)
+                .where(Branch.id == branch_id)
+                # updated_at kept: it orders the panel's branches by their last change, not by this count
+                .values(
+                    ahead=ahead,
+                    behind=behind,
+                    compared_head_sha=head,
+                    compared_default_sha=base,
+                    updated_at=Branch.updated_at,
+                )
+            )
+        if stale:
+            self.checkpoint()
+
     # -- history
     def sync_history(self, runner: GitRunner, path: Path, refs: mirror.MirrorRefs) -> None:
+        self.refs = refs
         state = self.repo.walk_state
         pending = pending_walk(state)
         if pending is not None:
@@ -147,7 +201,13 @@ class GitSync:
         """``git log revs ^exclude`` into the database, resumable at any batch boundary."""
         size = max(1, self.batch_size)
         repo = self.repo
-        prepare = CommitRows(repo.tenant_id, repo.id, self.links, commit_url_prefix(repo.provider, repo.web_url))
+        prepare = CommitRows(
+            repo.tenant_id,
+            repo.id,
+            self.links,
+            commit_url_prefix(repo.provider, repo.web_url),
+            BranchLabels(self.refs.branches if self.refs else {}, repo.default_branch),
+        )
         state: dict[str, Any] = {"revs": revs, "exclude": exclude, "done": done}
         with mirror.history(runner, path, revs, exclude, prepare) as commits:
             # Commits a killed run already committed: skipped, but checked (never a gap).
@@ -205,6 +265,7 @@ COMMIT_COLUMNS = (
     "files_changed",
     "parent_count",
     "url",
+    "branch",
 )
 
 
@@ -220,12 +281,14 @@ class PreparedCommit(NamedTuple):
 
 @dataclass(frozen=True)
 class CommitRows:
-    """Turns a :class:`CommitRecord` into a :class:`PreparedCommit` (as ``mirror.history`` streams)."""
+    """Turns a :class:`CommitRecord` into a :class:`PreparedCommit` (as ``mirror.history`` streams:
+    every commit of the walk once, in order, skipped ones of a resumed walk included)."""
 
     tenant_id: int
     repository_id: int
     links: LinkBuilder
     url: tuple[str, str] | None  # commit URL = url[0] + sha + url[1]
+    branches: BranchLabels = field(default_factory=lambda: BranchLabels({}, None))  # stateful: one per walk
 
     def __call__(self, r: CommitRecord) -> PreparedCommit:
         sha, url = r.sha, self.url
@@ -241,6 +304,7 @@ class CommitRows:
             len(r.files),
             len(r.parents),
             f"{url[0]}{sha}{url[1]}" if url else None,
+            self.branches.label(sha, r.parents),
         )
         return PreparedCommit(sha, row, self.links.commit_values(sha, r.message))
 

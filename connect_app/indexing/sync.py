@@ -283,6 +283,7 @@ class RepositoryIndexer:
         git = GitSync(self.session, repo, links, self.counts, size, self._commit)
         git.sync_refs(refs)
         git.sync_history(runner, path, refs)
+        git.sync_ahead_behind(runner, path, refs)
         if Capability.PULL_REQUESTS in host.info.capabilities:
             PullRequestSync(self.session, repo, links, self.counts, size, self._commit).run(host, remote)
         self._finish()

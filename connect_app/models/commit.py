@@ -28,7 +28,7 @@ class Commit(TenantScoped, Base):
     files_changed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     parent_count: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     url: Mapped[str | None] = mapped_column(String(2048))
-    # The ref the history walk first reached this commit through (``git log --source``), without
-    # ``refs/heads/``: a branch name, or a tag's full ref when only a tag reaches it. None for
-    # commits indexed before this was recorded.
+    # The branch this commit belongs to, as the history walk labelled it
+    # (connect_app.indexing.commit_branches). None when only tags reach it, when the walk did not
+    # see a labelled child (an incremental walk's older side) or it was indexed before this existed.
     branch: Mapped[str | None] = mapped_column(String(1024))

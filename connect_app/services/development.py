@@ -581,6 +581,7 @@ def _page_commits(
             Commit.authored_at,
             Commit.committed_at,
             Commit.url,
+            Commit.branch,
         )
         .where(Commit.id.in_(newest.scalar_subquery()), Commit.tenant_id == scope.tenant_id)
         .order_by(Commit.committed_at.desc(), Commit.id.desc())
@@ -589,7 +590,7 @@ def _page_commits(
     more = len(rows) > limit
     rows = rows[:limit]
     out = []
-    for cid, repo_id, sha, text, author_name, author_email, authored_at, committed_at, url in rows:
+    for cid, repo_id, sha, text, author_name, author_email, authored_at, committed_at, url, branch in rows:
         repo = scope.repos.get(repo_id)
         if repo is None:
             continue
@@ -606,6 +607,8 @@ def _page_commits(
                 "authored": iso(authored_at),
                 "url": _commit_url(repo, url, sha),
                 "repository": {"id": repo.id, "name": repo.name},
+                # the branch the history walk labelled it with (connect_app.indexing.commit_branches), or None
+                "branch": branch,
                 "tags": [],
             }
         )
@@ -651,9 +654,14 @@ def _page_branches(
             Commit.author_name,
             Commit.committed_at,
             Commit.url,
+            Branch.ahead,
+            Branch.behind,
+            Branch.compared_head_sha,
+            Repository.default_branch,
         )
         .select_from(IssueLink)
         .join(Branch, _branch_join())
+        .join(Repository, Repository.id == Branch.repository_id)
         .outerjoin(Commit, and_(Commit.repository_id == Branch.repository_id, Commit.sha == Branch.head_sha))
         .where(*scope.links(LinkKind.BRANCH), Branch.tenant_id == scope.tenant_id)
         .order_by(Branch.updated_at.desc(), Branch.id.desc())
@@ -665,7 +673,9 @@ def _page_branches(
     more = len(rows) > limit
     rows = rows[:limit]
     out = []
-    for bid, repo_id, name, head, url, updated, message, author, committed_at, commit_url in rows:
+    for row in rows:
+        bid, repo_id, name, head, url, updated, message, author, committed_at, commit_url = row[:10]
+        ahead, behind, compared_head, default_branch = row[10:]
         repo = scope.repos.get(repo_id)
         if repo is None:
             continue
@@ -685,11 +695,22 @@ def _page_branches(
                 "repository": {"id": repo.id, "name": repo.name},
                 "last_commit": last_commit,
                 "updated": iso(updated),
+                "ahead_behind": _ahead_behind(name, head, ahead, behind, compared_head, default_branch),
                 "pull_request": None,
             }
         )
     last = (rows[-1][5], rows[-1][0]) if more and rows else None
     return out, last
+
+
+def _ahead_behind(
+    name: str, head: str, ahead: int | None, behind: int | None, counted_at: str | None, base: str | None
+) -> dict[str, Any] | None:
+    """Commits ahead of / behind the default branch, when they were counted at this head (the
+    default branch may have moved since: the next index counts again)."""
+    if base is None or name == base or ahead is None or behind is None or counted_at != head:
+        return None
+    return {"ahead": ahead, "behind": behind, "base": base}
 
 
 _COUNT_NAMES = {

@@ -92,6 +92,11 @@ SCHEMAS: dict[str, Any] = {
             "authored": _TIME,
             "url": _URL,
             "repository": _ref("RepositoryRef"),
+            "branch": {
+                **_NSTR,
+                "description": "The branch this commit belongs to: the branch at it, else the one its newest"
+                " child was on, the default branch first along its first parents; null when only tags reach it",
+            },
             "tags": {**_array(_STR), "description": "Tags pointing at this commit"},
         },
         ["sha", "message", "author", "time", "url", "repository"],
@@ -108,6 +113,13 @@ SCHEMAS: dict[str, Any] = {
                 description="The branch head; message/author/time null when that commit is not indexed",
             ),
             "updated": {**_TIME, "description": "When the branch last moved (the page order)"},
+            "ahead_behind": _obj(
+                {"ahead": _INT, "behind": _INT, "base": _STR},
+                ["ahead", "behind", "base"],
+                nullable=True,
+                description="Commits on this branch and not on the default branch (base), and the reverse,"
+                " counted at the branch's current head; null when not known",
+            ),
             "pull_request": _obj(
                 {"id": _STR, "state": _STR, "url": _URL},
                 nullable=True,

@@ -75,9 +75,11 @@ def test_panel_shows_grouped_data_and_pages(
     for i in range(60):
         data.commit(api, f"ABC-1 api change {i}", at=T0 + timedelta(minutes=i), flush=False)
     data.session.commit()
-    head = data.commit(web, "ABC-1 web change\n\nwith a body", at=T0 + timedelta(days=1))
+    head = data.commit(web, "ABC-1 web change\n\nwith a body", at=T0 + timedelta(days=1), branch="feature/ABC-1-login")
     data.tag(web, "v1.2.0", head.sha)
-    data.branch(web, "feature/ABC-1-login", head=head.sha, at=T0 + timedelta(days=2))
+    login = data.branch(web, "feature/ABC-1-login", head=head.sha, at=T0 + timedelta(days=2))
+    login.ahead, login.behind, login.compared_head_sha = 1, 4, head.sha
+    data.session.commit()
     data.pull_request(web, "ABC-1 Login page", number="12", source="feature/ABC-1-login", at=T0 + timedelta(days=3))
 
     blocked = open_panel(page, live, installed_site)
@@ -97,6 +99,8 @@ def test_panel_shows_grouped_data_and_pages(
     assert web_group.locator(".gcj-commit .gcj-message").inner_text() == "ABC-1 web change"
     assert web_group.locator(".gcj-commit .gcj-sha").get_attribute("href").endswith(f"/commit/{head.sha}")
     assert web_group.locator(".gcj-tags .gcj-tag").inner_text() == "v1.2.0"
+    assert web_group.locator(".gcj-commit .gcj-commit-branch").inner_text() == "feature/ABC-1-login"
+    assert web_group.locator(".gcj-branch .gcj-ahead-behind").inner_text() == "1 ahead, 4 behind main"
 
     api_commits = groups.nth(1).locator(".gcj-commit")
     assert api_commits.count() == 49  # 50 on the first page, one of them in web
@@ -115,7 +119,9 @@ def test_git_data_renders_as_text(page: Any, live: LoopbackServer, installed_sit
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     repo = data.repository(data.integration(f"evil {SCRIPT}"), f"repo{IMG}")
-    head = data.commit(repo, f"ABC-1 {IMG} {SCRIPT}\n\n{SVG}", author=(f"Mallory {IMG}", "m@example.com"))
+    head = data.commit(
+        repo, f"ABC-1 {IMG} {SCRIPT}\n\n{SVG}", author=(f"Mallory {IMG}", "m@example.com"), branch=f"b{IMG}"
+    )
     data.tag(repo, f"v1{SVG}", head.sha)
     data.branch(repo, f"ABC-1-{SVG}", head=head.sha)
     data.pull_request(repo, f"ABC-1 {SCRIPT}{IMG}", source=f"x{SVG}", author=SCRIPT, url="javascript:window.__xss=1")
@@ -131,7 +137,7 @@ def test_git_data_renders_as_text(page: Any, live: LoopbackServer, installed_sit
     text = panel.inner_text()
     assert f"ABC-1 {IMG} {SCRIPT}" in text  # shown literally, first line only
     assert f"ABC-1-{SVG}" in text and f"ABC-1 {SCRIPT}{IMG}" in text and f"repo{IMG}" in text
-    assert f"Mallory {IMG}" in text and f"v1{SVG}" in text
+    assert f"Mallory {IMG}" in text and f"v1{SVG}" in text and f"b{IMG}" in text
     # a javascript: URL never becomes a link
     pr_title = page.locator(".gcj-pr .gcj-title")
     assert pr_title.evaluate("n => n.tagName") == "SPAN" and pr_title.get_attribute("href") is None

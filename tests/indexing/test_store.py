@@ -58,7 +58,7 @@ def test_a_naive_datetime_is_refused(dialect_name: str) -> None:
 
 def _rows(indexing: IndexingEnv, repository_id: int, shas: list[str], when: datetime) -> list[tuple[object, ...]]:
     return [
-        (indexing.tenant_id, repository_id, sha, "Ada", "ada@example.com", when, when, f"ABC-1 {sha}", 1, 1, None)
+        (indexing.tenant_id, repository_id, sha, "Ada", "ada@example.com", when, when, f"ABC-1 {sha}", 1, 1, None, "x")
         for sha in shas
     ]
 

@@ -140,6 +140,7 @@ class DevData:
         url: str | None = None,
         keys: list[str] | None = None,
         flush: bool = True,
+        branch: str | None = None,
     ) -> Commit:
         at = at or self.tick()
         sha = sha or fake_sha(f"{repo.id}-{message}-{at.isoformat()}-{next(_serial)}")
@@ -153,6 +154,7 @@ class DevData:
             committed_at=at,
             message=message,
             url=url,
+            branch=branch,
         )
         self.session.add(row)
         self._link(repo, LinkKind.COMMIT, sha, keys_in_text(message) if keys is None else keys, LinkSource.MESSAGE)

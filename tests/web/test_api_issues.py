@@ -18,8 +18,9 @@ from connect_app.models import IntegrationStatus, RepositoryStatus, Trigger
 from connect_app.services import development
 from tests.support.connect import Jira, JiraSite
 from tests.support.git_fixtures import ServedRepo
+from tests.support.git_server import run_git
 from tests.support.indexing_fixtures import IndexingEnv
-from tests.web.development_data import T0, DevData, tenant_id_of
+from tests.web.development_data import T0, DevData, fake_sha, tenant_id_of
 
 URL = "/api/issues/{}/development"
 
@@ -110,6 +111,22 @@ def test_contract_fields(jira: Jira, installed_site: JiraSite, data: DevData) ->
     assert body["tags"][0]["name"] == "v2.0"
     assert body["counts"] == {"commits": 1, "branches": 1, "pull_requests": 1}
     assert body["next_cursor"] is None
+    assert commit["branch"] is None and branch["ahead_behind"] is None  # not recorded / not counted
+
+
+def test_ahead_behind_shows_only_when_counted_at_the_branch_head(
+    jira: Jira, installed_site: JiraSite, data: DevData
+) -> None:
+    repo = data.repository(data.integration("acme"), "widgets")
+    row = data.branch(repo, "feature/ABC-1-work")
+    row.ahead, row.behind, row.compared_head_sha = 2, 5, row.head_sha
+    data.session.commit()
+    (branch,) = ok(get(jira, installed_site))["branches"]
+    assert branch["ahead_behind"] == {"ahead": 2, "behind": 5, "base": "main"}
+
+    row.compared_head_sha = fake_sha("an older head")  # the branch moved since it was counted
+    data.session.commit()
+    assert ok(get(jira, installed_site))["branches"][0]["ahead_behind"] is None
 
 
 def _walk(jira: Jira, site: JiraSite, limit: int, key: str = "ABC-1") -> list[dict[str, Any]]:
@@ -323,5 +340,10 @@ def test_real_indexed_repository(
     assert body["commits"][0]["url"].startswith("https://github.com/a/w/commit/")
     assert [b["name"] for b in body["branches"]] == ["feature/ABC-12-fix"]
     assert body["branches"][0]["last_commit"]["message"] == "More work on [ABC-12]"
+    # The branch each commit was reached through: the merge is on main, the rest on the feature branch.
+    assert [c["branch"] for c in body["commits"]] == ["main", "feature/ABC-12-fix", "feature/ABC-12-fix"]
+    behind = int(run_git("rev-list", "--count", "feature/ABC-12-fix..main", cwd=git_repo.path).strip())
+    assert body["branches"][0]["ahead_behind"] == {"ahead": 0, "behind": behind, "base": "main"}
+    assert behind > 0
     one = ok(get(jira, installed_site, "ABC-1"))
     assert [c["message"] for c in one["commits"]] == ["ABC-1 initial import"]
