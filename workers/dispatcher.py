@@ -1,10 +1,15 @@
 """The periodic dispatcher: a thread of ``python -m workers`` that calls
-:func:`connect_app.indexing.scheduler.dispatch` every few seconds and
-:func:`~connect_app.indexing.scheduler.prune_history` every hour.
+:func:`connect_app.indexing.scheduler.dispatch` every few seconds,
+:func:`~connect_app.indexing.scheduler.prune_history` every hour, and every hour looks whether
+a site is due for the personal-data report (:func:`connect_app.jira.personal_data.enqueue_if_due`:
+one ``workers.jobs.report_personal_data`` job; each site is reported every
+``PERSONAL_DATA_CYCLE_DAYS``, by its ``tenant.personal_data_due_at``) and, with
+``ENABLE_LICENSING`` on, whether a site's licence should be asked of Jira again
+(:func:`connect_app.jira.licensing.enqueue_refresh_if_due`).
 
-Every worker process runs one; the scheduler's Redis lock lets one act at a time, and a
-Redis key lets one process prune per hour. A tick that fails (Redis or the database
-away) is logged once per outage and tried again on the next tick. ``stop()`` (called
+Every worker process runs one; the scheduler's Redis lock lets one act at a time, and Redis
+keys let one process prune, and one look for due reports, per hour. A tick that fails (Redis
+or the database away) is logged once per outage and tried again on the next tick. ``stop()`` (called
 on SIGTERM/SIGINT) ends the thread after the tick in progress.
 """
 
@@ -15,6 +20,7 @@ import threading
 import time
 
 from flask import Flask
+from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,6 +32,9 @@ DEFAULT_INTERVAL_SECONDS = 5.0
 DEFAULT_PRUNE_SECONDS = 3600.0
 HEARTBEAT_KEY = "gcj:dispatcher:heartbeat"  # epoch of the last tick of any dispatcher
 PRUNE_KEY = "gcj:dispatcher:pruned"
+PERSONAL_DATA_KEY = "gcj:dispatcher:personal-data"
+LICENSES_KEY = "gcj:dispatcher:licenses"
+DEFAULT_PERSONAL_DATA_SECONDS = 3600.0
 
 
 class Dispatcher:
@@ -35,12 +44,14 @@ class Dispatcher:
         *,
         interval: float = DEFAULT_INTERVAL_SECONDS,
         prune_interval: float = DEFAULT_PRUNE_SECONDS,
+        personal_data_interval: float = DEFAULT_PERSONAL_DATA_SECONDS,
     ) -> None:
         if interval <= 0:
             raise ValueError("the dispatch interval must be positive")
         self.app = app
         self.interval = interval
         self.prune_interval = prune_interval
+        self.personal_data_interval = personal_data_interval
         self.ticks = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,6 +87,21 @@ class Dispatcher:
             self.tick()
             self._stop.wait(self.interval)
 
+    def _marketplace_jobs(self, conn: Redis) -> int:
+        """At most once per ``personal_data_interval`` across all dispatchers: the personal-data
+        report job when a site is due, the licence refresh job when a site is stale."""
+        from connect_app.extensions import db
+        from connect_app.jira.licensing import enqueue_refresh_if_due
+        from connect_app.jira.personal_data import enqueue_if_due
+
+        enqueued = 0
+        every = max(1, int(self.personal_data_interval))
+        if conn.set(PERSONAL_DATA_KEY, "1", nx=True, ex=every) and enqueue_if_due(db.session(), conn):
+            enqueued += 1
+        if conn.set(LICENSES_KEY, "1", nx=True, ex=every) and enqueue_refresh_if_due(db.session(), conn):
+            enqueued += 1
+        return enqueued
+
     def tick(self) -> int:
         """One dispatch (and a prune when one is due); never raises."""
         from connect_app.indexing.scheduler import dispatch, prune_history
@@ -88,6 +114,7 @@ class Dispatcher:
                 conn.set(HEARTBEAT_KEY, repr(time.time()), ex=max(60, int(self.interval * 10)))
                 if conn.set(PRUNE_KEY, "1", nx=True, ex=max(1, int(self.prune_interval))):
                     prune_history()
+                enqueued += self._marketplace_jobs(conn)
                 if self._failing:
                     log.info("dispatcher recovered")
                 self._failing = False

@@ -73,3 +73,19 @@ def run_action(action_id: str) -> dict[str, Any]:
 
     with job_context():
         return run(db.session(), action_id)
+
+
+def report_personal_data() -> dict[str, Any]:
+    """Report the Jira accountIds we hold for every site that is due; erase closed accounts."""
+    from connect_app.jira.personal_data import run_cycle
+
+    with job_context():
+        return run_cycle()
+
+
+def refresh_licenses() -> dict[str, int]:
+    """Ask Jira for the Marketplace licence of sites not checked lately (ENABLE_LICENSING on)."""
+    from connect_app.jira.licensing import refresh_licenses as refresh
+
+    with job_context():
+        return refresh()

@@ -22,6 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from connect_app.indexing import queueing
 from connect_app.indexing.fairness import Candidate, select_fair
+from connect_app.jira.licensing import tenant_may_index
 from connect_app.models import (
     IndexRun,
     Integration,
@@ -142,6 +143,7 @@ def eligible() -> ColumnElement[bool]:
         Repository.status.not_in(IN_FLIGHT),
         Integration.status == IntegrationStatus.ACTIVE.value,
         Tenant.enabled.is_(True),
+        tenant_may_index(),  # ENABLE_LICENSING: not a site whose last answer was "no licence"
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from connect_app.indexing import queueing, runs
+from connect_app.jira.licensing import tenant_may_index
 from connect_app.models import (
     IndexRun,
     Integration,
@@ -104,6 +105,7 @@ def enqueue_due_discoveries(session: Session, conn: Redis, now: datetime) -> int
         .where(
             Integration.status == IntegrationStatus.ACTIVE.value,
             Tenant.enabled.is_(True),
+            tenant_may_index(),  # ENABLE_LICENSING: not a site without an active licence
             or_(
                 Integration.last_discovered_at.is_(None),
                 and_(

@@ -27,6 +27,12 @@ Public surface:
     prune_history(now=None) -> int
         Delete old finished IndexRuns, old handled webhook deliveries and old log events.
 
+Licensing (``ENABLE_LICENSING`` on): a site whose last ``lic`` answer was "no licence"
+(``tenant.license_active`` False) is neither indexed nor discovered, whatever the trigger
+(schedule, webhook, "reindex now"); its requests wait until the licence is active again
+(a page with ``lic=active``, or the periodic licence refresh).
+Unknown (None) counts as licensed. See :mod:`connect_app.jira.licensing`.
+
 Contract with the engine (``sync.run_index``), which owns a run once it starts:
 
 * it sets ``status=indexing`` when it starts and never leaves ``queued``/``indexing``
@@ -70,6 +76,7 @@ from sqlalchemy.orm import Session
 from connect_app.extensions import db, redis_conn
 from connect_app.indexing import due, housekeeping, queueing, runs
 from connect_app.indexing.fairness import Candidate
+from connect_app.jira.licensing import tenant_licensed
 from connect_app.models import (
     DeliveryStatus,
     IndexRun,
@@ -296,9 +303,13 @@ def request_index(session: Session, repositories: Sequence[Repository], trigger:
 def request_discovery(
     session: Session, integration: Integration, trigger: Trigger | str = Trigger.MANUAL, *, at_front: bool = False
 ) -> bool:
-    """Queue a discovery run for the integration unless one is queued or running.
+    """Queue a discovery run for the integration unless one is queued or running, or its
+    site has no active licence (``ENABLE_LICENSING``; :mod:`connect_app.jira.licensing`).
     Raises RedisError (after committing) when Redis is down."""
     session.commit()
+    tenant = session.get(Tenant, integration.tenant_id)
+    if tenant is None or not tenant_licensed(tenant):
+        return False
     conn = redis_conn.client
     with queueing.scheduler_lock(conn, wait=LOCK_WAIT_SECONDS) as held:
         if not held:

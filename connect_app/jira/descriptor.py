@@ -30,6 +30,8 @@ def build_descriptor(settings: Settings) -> dict[str, Any]:
     descriptor["baseUrl"] = settings.base_url
     descriptor["key"] = settings.app_key
     descriptor["name"] = settings.app_name
+    # ENABLE_LICENSING: Jira then appends lic=active|none to our iframe URLs (connect_app.jira.licensing).
+    descriptor["enableLicensing"] = settings.enable_licensing
     return descriptor
 
 

@@ -19,6 +19,7 @@ from connect_app.extensions import db
 from connect_app.jira import tenants
 from connect_app.jira.jwt import QshMode, VerifiedToken, verify_install_token, verify_request_token
 from connect_app.jira.permissions import forget_tenant_caches
+from connect_app.jira.retention import forget_tenant
 from connect_app.runtime import runtime
 from connect_app.security.auth import qsh_path, qsh_query, request_token
 
@@ -91,6 +92,7 @@ def uninstalled() -> tuple[str, int]:
     session.commit()
     if tenant is not None:
         forget_tenant_caches(tenant.id)
+        forget_tenant(tenant.id)  # mirrors on disk and the other tenant-keyed caches
     log.info("uninstalled %s (tenant data %s)", payload.base_url, "deleted" if removed else "already gone")
     return "", 204
 

@@ -32,6 +32,9 @@ class Tenant(TimestampMixin, Base):
     # None: never seen.
     license_active: Mapped[bool | None] = mapped_column(Boolean)
     license_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the accountIds we hold for this site are next reported to Atlassian's personal-data
+    # reporting API (connect_app.jira.personal_data). None: due now.
+    personal_data_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def __repr__(self) -> str:
         return f"Tenant(id={self.id!r}, client_key={self.client_key!r}, base_url={self.base_url!r})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from connect_app.jira.jwt import QshMode
+from connect_app.jira.licensing import licensed_page
 from connect_app.security.auth import jira_auth
 from connect_app.web.page_links import issue_key_arg, issue_url, with_script_policy
 from connect_app.web.pages import render_page
@@ -41,11 +42,13 @@ def _render(template: str, action: str) -> Response:
 
 @bp.get("/create-branch")
 @jira_auth(QshMode.REQUEST_OR_CONTEXT)
+@licensed_page
 def create_branch() -> Response:
     return _render("create_branch.html", "branch")
 
 
 @bp.get("/create-pull-request")
 @jira_auth()
+@licensed_page
 def create_pull_request() -> Response:
     return _render("create_pull_request.html", "pull_request")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from connect_app.jira.licensing import licensed_page
 from connect_app.security.auth import current_auth, jira_auth
 from connect_app.services.integration_settings import (
     BRANCH_NAME_MAX_LENGTH,
@@ -70,18 +71,21 @@ def _admin_page(page: str) -> Response:
 
 @bp.get("/repositories")
 @jira_auth(admin=True)
+@licensed_page
 def manage_repositories() -> Response:
     return _admin_page("repositories")
 
 
 @bp.get("/configure")
 @jira_auth(admin=True)
+@licensed_page
 def configure() -> Response:
     return _admin_page("configure")
 
 
 @bp.get("/welcome")
 @jira_auth(admin=True)
+@licensed_page
 def welcome() -> Response:
     jira = current_auth().jira_base_url
     return render_page(

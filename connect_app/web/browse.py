@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, url_for
 
+from connect_app.jira.licensing import licensed_page
 from connect_app.security.auth import current_auth, jira_auth
 from connect_app.web.page_links import tokens_page_url, with_script_policy
 from connect_app.web.pages import render_page
@@ -17,6 +18,7 @@ bp = Blueprint("browse", __name__, url_prefix="/browse")
 
 @bp.get("")
 @jira_auth()
+@licensed_page
 def browse_page() -> Response:
     auth = current_auth()
     response = render_page(

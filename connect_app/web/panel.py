@@ -16,6 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request, url_for
 
 from connect_app.extensions import db
+from connect_app.jira.licensing import licensed_page
 from connect_app.security.auth import current_auth, jira_auth
 from connect_app.services import development
 from connect_app.web.api_issues import cursor_secret
@@ -38,6 +39,7 @@ CREATE_PULL_REQUEST_DIALOG = "git-connect-create-pull-request"
 
 @bp.get("/panel/issue")
 @jira_auth()
+@licensed_page
 def issue_panel() -> Response:
     issue_key = issue_key_arg()
     auth = current_auth()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from connect_app.extensions import db
+from connect_app.jira.licensing import licensed_page
 from connect_app.security.auth import jira_auth
 from connect_app.services import user_tokens
 from connect_app.web.api_me import caller, entry_payload
@@ -33,6 +34,7 @@ def focused_integration() -> int | None:
 
 @bp.get("/settings")
 @jira_auth()
+@licensed_page
 def settings_page() -> Response:
     tenant_id, account_id = caller()
     entries = user_tokens.list_tokens(db.session(), tenant_id, account_id)
