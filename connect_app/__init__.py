@@ -25,6 +25,9 @@ def create_app(config: Settings | None = None) -> Flask:
     from connect_app.web.api_runs import bp as api_runs_bp
     from connect_app.web.browse import bp as browse_bp
     from connect_app.web.errors import register_error_handlers
+    from connect_app.web.metrics import bp as metrics_bp
+    from connect_app.web.request_ids import init_app as init_request_ids
+    from connect_app.web.request_log import init_app as init_request_log
     from connect_app.web.webhooks import bp as webhooks_bp
 
     settings = config if config is not None else Settings.from_env()
@@ -43,6 +46,9 @@ def create_app(config: Settings | None = None) -> Flask:
     runtime.attach(app, runtime.build_runtime(settings))
     extensions.init_app(app, settings)
     register_error_handlers(app)
+    init_request_ids(app)
+    init_request_log(app)
+    app.register_blueprint(metrics_bp)
     register_blueprints(app)
     app.register_blueprint(api_issues_bp)
     app.register_blueprint(webhooks_bp)

@@ -18,21 +18,16 @@ def _migrate() -> None:
 
 
 def _rotate_secrets() -> None:
-    from sqlalchemy import select
-
     from connect_app import create_app
     from connect_app.extensions import db
-    from connect_app.models import Tenant
     from connect_app.runtime import runtime
+    from connect_app.security.key_rotation import rotate_all
 
     app = create_app()
     with app.app_context(), db.session_scope() as session:
-        box = runtime(app).secrets
-        count = 0
-        for tenant in session.scalars(select(Tenant)):
-            tenant.shared_secret_encrypted = box.rotate(tenant.shared_secret_encrypted)
-            count += 1
-    print(f"re-encrypted {count} tenant secret(s) with the first key of ENCRYPTION_KEYS")
+        counts = rotate_all(session, runtime(app).secrets)
+    done = ", ".join(f"{n} in {table}" for table, n in counts.items())
+    print(f"re-encrypted with the first key of ENCRYPTION_KEYS: {done}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,4 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from connect_app.startup import clear_startup_errors
+
+    with clear_startup_errors("cli"):
+        sys.exit(main())

@@ -55,7 +55,7 @@ def run() -> int:
             "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
             "--threads", "4",
             "--graceful-timeout", "10",
-            "--access-logfile", "-",
+            "--config", "python:connect_app.gunicorn_conf",
             "connect_app.wsgi:app",
         ],
         env=env,

@@ -16,6 +16,7 @@ from rq import Queue, Worker
 
 from connect_app import create_app
 from connect_app.extensions import db, redis_conn
+from connect_app.startup import require_services
 from workers.dispatcher import DEFAULT_INTERVAL_SECONDS, Dispatcher
 from workers.queues import ALL_QUEUES
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     app = create_app()
+    require_services(app)  # a clear one-line error, not RQ's traceback, when Redis or the database is down
     with app.app_context():
         # RQ runs each job in a forked child: the child must not reuse the parent's pooled
         # database connections (the dispatcher thread uses them).
@@ -72,4 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from connect_app.startup import clear_startup_errors
+
+    with clear_startup_errors("worker"):
+        main()
