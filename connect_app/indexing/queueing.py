@@ -27,6 +27,7 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
+from connect_app.log_context import job_meta
 from connect_app.models import Trigger
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def enqueue_unique(
                 retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)) if retry else None,
                 at_front=at_front,
                 description=description,
+                meta=job_meta(),  # the request (and site) that asked: named in the job's log lines
             )
             return True
         except DuplicateJobError:

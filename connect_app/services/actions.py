@@ -43,6 +43,7 @@ from connect_app.hosts.registry import provider_info
 from connect_app.indexing.issue_keys import is_issue_key, project_of
 from connect_app.jira.client import JiraClient
 from connect_app.jira.tenants import shared_secret
+from connect_app.log_context import job_meta
 from connect_app.models import (
     ActionJob,
     ActionKind,
@@ -315,6 +316,7 @@ def enqueue(conn: Redis, action_id: str) -> None:
         result_ttl=JOB_RESULT_TTL,
         failure_ttl=JOB_FAILURE_TTL,
         description=f"action {action_id}",
+        meta=job_meta(),
     )
 
 

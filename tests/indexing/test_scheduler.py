@@ -14,6 +14,7 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import func, select
 
+from connect_app import log_context
 from connect_app.config import Settings
 from connect_app.extensions import db, redis_conn
 from connect_app.indexing import queueing, sync
@@ -146,6 +147,13 @@ def test_job_options(one_repo: tuple[Any, Repository]) -> None:
         queueing.INDEX_JOB_TIMEOUT,
     )
     assert j.retries_left == 3 and j.retry_intervals == [30, 120, 600]
+
+
+def test_a_job_carries_the_request_id_that_asked_for_it(one_repo: tuple[Any, Repository]) -> None:
+    session, r = one_repo
+    with log_context.bind(request_id="req-abc.1"):
+        request_index(session, [r], Trigger.MANUAL)
+    assert job(f"index-{r.id}").meta.get("request_id") == "req-abc.1"
 
 
 class FakeResult:
