@@ -32,7 +32,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from connect_app.errors import NotFound, ValidationError
+from connect_app.errors import AppError, NotFound, ValidationError
 from connect_app.extensions import redis_conn
 from connect_app.hosts import weburls
 from connect_app.indexing import mirror
@@ -101,12 +101,22 @@ def _issues(jira_base_url: str, keys: Iterable[str]) -> list[dict[str, str]]:
 
 
 def open_mirror(session: Session, repo: BrowseRepository, mirrors_dir: Path) -> Path:
-    """The repository's mirror, or ``NotFound`` (``not_indexed``) when it has none yet."""
+    """The repository's mirror, or ``NotFound`` (``not_indexed``) when it has none yet, or a 503
+    (``history_unavailable``) when it was indexed but its mirror is not on this machine."""
     model = session.get(Repository, repo.id)
     if model is None:
         raise NotFound("The repository no longer exists.", code="repository_not_found")
     path = mirror.mirror_path(model, mirrors_dir)
     if not mirror_ready(path) or not _mirror_belongs(path, model):
+        if model.last_indexed_at is not None:
+            # Indexed by a worker whose mirrors this process cannot see (README: Running at scale).
+            raise AppError(
+                f"{repo.name} is indexed, but its history is not readable on this web server: "
+                "MIRRORS_PATH must be storage the workers and the web servers share. "
+                "Ask your administrator of Git Connect for Jira.",
+                code="history_unavailable",
+                status=503,
+            )
         raise NotFound(
             f"{repo.name} has not been indexed yet: its history is not available here. "
             "Try again once its first index has finished.",

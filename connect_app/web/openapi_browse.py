@@ -48,6 +48,11 @@ _REPO_ERRORS = {
         "`not_indexed` (no history yet)",
         "content": _ERROR,
     },
+    "503": {
+        "description": "`history_unavailable`: the repository is indexed but this web server cannot read its"
+        " history (MIRRORS_PATH is not shared with the workers)",
+        "content": _ERROR,
+    },
 }
 
 SCHEMAS: dict[str, Any] = {

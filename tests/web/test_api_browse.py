@@ -209,6 +209,18 @@ def test_a_repository_without_a_mirror_says_not_indexed(app: Flask, jira: Jira, 
     assert listed[0]["indexing_first_time"] is True and listed[0]["last_commit"] is None
 
 
+def test_an_indexed_repository_whose_mirror_is_elsewhere_says_so(
+    app: Flask, jira: Jira, browse_site: JiraSite
+) -> None:
+    # Indexed by a worker on another machine: this web server has no mirror to read.
+    with app.app_context():
+        data = DevData(tenant_id_of(browse_site))
+        repo_id = data.repository(data.integration("acme"), "elsewhere").id
+    for path in ("commits", "compare?from=main&to=main"):
+        body = error(get(jira, browse_site, f"{BASE}/{repo_id}/{path}"), 503)
+        assert body["code"] == "history_unavailable" and "MIRRORS_PATH" in body["message"]
+
+
 def test_needs_token_is_listed(app: Flask, jira: Jira, browse_site: JiraSite) -> None:
     with app.app_context():
         data = DevData(tenant_id_of(browse_site))
