@@ -7,12 +7,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connect_app.errors import AppError, RateLimited
 from connect_app.models import IndexRun, RunKind, RunStatus, Trigger, utcnow
 
 ERROR_TEXT_LIMIT = 2000
+# A dropped database connection (failover, restart): what the run had committed is kept with
+# its cursor, and the job's retry (RQ Retry) or the next scheduled run carries on from there.
+DATABASE_LOST = "the connection to the database was lost; the next attempt resumes where this one stopped"
 FINISHED = (RunStatus.DONE.value, RunStatus.FAILED.value, RunStatus.RATE_LIMITED.value)
 
 
@@ -72,6 +76,8 @@ def fail_run(session: Session, run: IndexRun, error: BaseException) -> None:
 def error_text(error: BaseException) -> str:
     if isinstance(error, AppError):
         text = error.message
+    elif isinstance(error, DBAPIError) and error.connection_invalidated:
+        text = DATABASE_LOST
     else:
         text = f"internal error ({type(error).__name__}); the details are in the worker log"
     return text[:ERROR_TEXT_LIMIT]

@@ -25,7 +25,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -77,7 +78,8 @@ def _insert_columns(
     # The driver directly, on the session's own connection and transaction: SQLAlchemy's
     # per-parameter bookkeeping cost as much as the inserts themselves. The values went
     # through the column types' encoders above, so they are stored as the ORM would store them.
-    driver: Any = session.connection().connection.driver_connection
+    connection = session.connection()
+    driver: Any = connection.connection.driver_connection
     cursor = driver.cursor()
     try:
         if dialect.name == "postgresql":
@@ -85,8 +87,24 @@ def _insert_columns(
         else:
             cursor.executemany(sql, zip(*values, strict=True))  # sqlite3 sums the rowcount
         return int(cursor.rowcount)
+    except dialect.loaded_dbapi.Error as e:
+        raise _wrapped(connection, dialect, sql, e, cursor) from e
     finally:
         cursor.close()
+
+
+def _wrapped(connection: Connection, dialect: Dialect, sql: str, error: Exception, cursor: Any) -> StatementError:
+    """What SQLAlchemy itself makes of a driver error (we bypassed it): its ``DBAPIError``
+    subclass (``OperationalError``, ``IntegrityError``...), and on a lost connection
+    (a PostgreSQL failover or restart, ``pg_terminate_backend``) the connection invalidated,
+    so the pool never hands it out again and the error says ``connection_invalidated``.
+    The parameters (whole batches) are left out of the message."""
+    lost = dialect.is_disconnect(cast(Any, error), connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(error)
+    return DBAPIError.instance(
+        sql, None, error, dialect.loaded_dbapi.Error, hide_parameters=True, connection_invalidated=lost, dialect=dialect
+    )
 
 
 Encoder = Callable[[list[Any]], list[Any]]

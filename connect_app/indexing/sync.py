@@ -116,7 +116,11 @@ def run_index(repository_id: int, trigger: str | Trigger, run_id: int | None = N
         if repo.reindex_requested_at is None:
             repo.reindex_requested_at = utcnow()
     if reason is not None:
-        if run is not None:
+        # Already running, with our run RUNNING: an earlier attempt of this job holds (or held,
+        # killed) the lock -- RQ retried it. Not done: the attempt finishes it, or the run that
+        # takes the lock next (_orphaned_runs) or the lost-job reaper closes it as failed.
+        earlier_attempt = reason == "already running" and run is not None and run.status == RunStatus.RUNNING.value
+        if run is not None and not earlier_attempt:
             run.status, run.started_at, run.finished_at = RunStatus.DONE.value, utcnow(), utcnow()
         if reason != "already running" and repo.status in IN_FLIGHT:
             # Queued, then disabled: nothing is in flight any more (the other run owns "indexing").
