@@ -44,7 +44,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,8 @@ from connect_app.errors import AppError
 from connect_app.hosts.base import ProviderId, RepositoryAction, WebhookEvent, WebhookEventType
 from connect_app.models import (
     DeliveryStatus,
+    EventLevel,
+    EventSource,
     Integration,
     IntegrationStatus,
     Repository,
@@ -62,6 +64,7 @@ from connect_app.models import (
     WebhookDelivery,
     utcnow,
 )
+from connect_app.services.integration_log import record_event
 from connect_app.services.integration_settings import Feature, feature_enabled
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,9 @@ EVENT_LIMIT = 64  # WebhookDelivery.event
 SUMMARY_EVENTS_LIMIT = 20
 PENDING_MIN_AGE = timedelta(seconds=5)  # leave a delivery to the request that stored it first
 PENDING_BATCH = 500
+MAX_ENQUEUE_ATTEMPTS = 8  # failed hand-overs (not counting Redis being down) before a delivery is given up
+RETRY_BASE = timedelta(seconds=30)  # then 1, 2, 4 ... minutes, at most RETRY_CAP
+RETRY_CAP = timedelta(hours=1)
 INTEGRATION_DISABLED = "the integration is disabled"
 WEBHOOKS_OFF = "webhooks are switched off for this integration"
 
@@ -407,10 +413,43 @@ def dispatch_delivery(session: Session, delivery: WebhookDelivery) -> Dispatch:
     except Exception as e:  # the delivery is stored: answer 202 and let the dispatcher retry it
         session.rollback()
         log.exception("webhook delivery %s stays pending: enqueueing failed", delivery_id)
-        delivery.error = f"enqueueing failed ({type(e).__name__}); retried by the dispatcher"
-        session.commit()
+        _failed_attempt(session, delivery, integration, e)
         return Dispatch.FAILED
     return _finish(session, delivery, DeliveryStatus.ENQUEUED)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long the dispatcher waits after the ``attempts``-th failed hand-over."""
+    delay: timedelta = RETRY_BASE * (2 ** max(0, attempts - 1))
+    return min(delay, RETRY_CAP)
+
+
+def _failed_attempt(session: Session, delivery: WebhookDelivery, integration: Integration, error: Exception) -> None:
+    """Count a failed hand-over: retried later with backoff, given up (``failed``, in the
+    integration's log) after :data:`MAX_ENQUEUE_ATTEMPTS`, so a delivery that always fails
+    neither runs every tick nor keeps newer ones out of the dispatcher's batch."""
+    delivery.attempts = (delivery.attempts or 0) + 1
+    if delivery.attempts < MAX_ENQUEUE_ATTEMPTS:
+        delivery.error = f"enqueueing failed ({type(error).__name__}); retried by the dispatcher"
+        delivery.next_attempt_at = utcnow() + retry_delay(delivery.attempts)
+    else:
+        delivery.status = DeliveryStatus.FAILED.value
+        delivery.next_attempt_at = None
+        delivery.error = (
+            f"enqueueing failed {delivery.attempts} times ({type(error).__name__}); given up: the next "
+            "scheduled index of its repositories picks the changes up"
+        )
+        record_event(
+            session,
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            level=EventLevel.ERROR,
+            source=EventSource.WEBHOOK,
+            message="A webhook delivery could not be handed to indexing and was given up; the next scheduled "
+            "index of its repositories picks its changes up.",
+            detail={"delivery": delivery.delivery_key, "event": delivery.event, "attempts": delivery.attempts},
+        )
+    session.commit()
 
 
 def _finish(session: Session, delivery: WebhookDelivery, status: DeliveryStatus, reason: str | None = None) -> Dispatch:
@@ -425,11 +464,17 @@ def _finish(session: Session, delivery: WebhookDelivery, status: DeliveryStatus,
 
 
 def pending(session: Session, *, now: datetime | None = None, min_age: timedelta = PENDING_MIN_AGE) -> list[int]:
-    cutoff = (now or utcnow()) - min_age
+    """Deliveries still to hand over, oldest first, skipping those backing off after a failure."""
+    now = now or utcnow()
+    cutoff = now - min_age
     return list(
         session.scalars(
             select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == DeliveryStatus.RECEIVED.value, WebhookDelivery.received_at <= cutoff)
+            .where(
+                WebhookDelivery.status == DeliveryStatus.RECEIVED.value,
+                WebhookDelivery.received_at <= cutoff,
+                or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now),
+            )
             .order_by(WebhookDelivery.received_at, WebhookDelivery.id)
             .limit(PENDING_BATCH)
         )

@@ -17,6 +17,7 @@ class DeliveryStatus(StrEnum):
     ENQUEUED = "enqueued"
     IGNORED = "ignored"  # authentic but nothing to do (ping, unknown repository)
     MALFORMED = "malformed"  # authentic but unparseable; body kept for diagnosis
+    FAILED = "failed"  # enqueueing its work failed too often (not Redis being down); error kept
 
 
 class WebhookDelivery(TenantScoped, Base):
@@ -40,3 +41,7 @@ class WebhookDelivery(TenantScoped, Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)  # kept only for malformed deliveries
     error: Mapped[str | None] = mapped_column(Text)
+    # Failed attempts to enqueue its work (Redis being down does not count) and when the dispatcher
+    # may try again (backing off); None: at once.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -29,6 +29,7 @@ from connect_app.integrations import NewIntegration, add_repositories, create_in
 from connect_app.models import (
     DeliveryStatus,
     Integration,
+    IntegrationEvent,
     IntegrationStatus,
     Repository,
     RepositorySelection,
@@ -360,3 +361,38 @@ def test_enqueue_pending_skips_past_a_delivery_that_fails_for_another_reason(
     assert (_status(session, poison), _status(session, fine)) == ("received", "enqueued")
     row = session.get(WebhookDelivery, poison)
     assert row is not None and row.error == "enqueueing failed (RuntimeError); retried by the dispatcher"
+    assert row.attempts == 1
+
+
+def test_a_delivery_that_keeps_failing_backs_off_then_is_given_up(
+    session: Session,
+    github: tuple[Integration, list[Repository]],
+    index_requests: IndexRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    integration, (r10, _, _) = github
+    poison = _pending(session, integration, [r10], "poison")
+    calls: list[int] = []
+
+    def request_index(s: Session, repositories: Sequence[Repository], trigger: Trigger) -> None:
+        calls.append(repositories[0].id)
+        raise RuntimeError("a bug in the scheduler")
+
+    monkeypatch.setattr(scheduler, "request_index", request_index)
+    now = utcnow()
+    assert deliveries.enqueue_pending(session, now=now) == 0
+    assert deliveries.enqueue_pending(session, now=now) == 0  # backing off: not tried again at once
+    assert len(calls) == 1
+    for attempt in range(2, deliveries.MAX_ENQUEUE_ATTEMPTS + 1):
+        now += deliveries.retry_delay(attempt - 1)
+        deliveries.enqueue_pending(session, now=now + timedelta(seconds=1))
+        assert len(calls) == attempt
+    row = session.get(WebhookDelivery, poison, populate_existing=True)
+    assert row is not None and row.status == DeliveryStatus.FAILED.value and "given up" in (row.error or "")
+    assert row.attempts == deliveries.MAX_ENQUEUE_ATTEMPTS
+    assert deliveries.pending(session, now=now + timedelta(days=1)) == []  # never retried again
+    events = session.scalars(select(IntegrationEvent).where(IntegrationEvent.integration_id == integration.id)).all()
+    assert [(e.level, e.source, e.detail["attempts"]) for e in events] == [
+        ("error", "webhook", deliveries.MAX_ENQUEUE_ATTEMPTS)
+    ]
+    assert [deliveries.retry_delay(n).total_seconds() for n in (1, 2, 3, 9, 20)] == [30, 60, 120, 3600, 3600]
