@@ -207,7 +207,8 @@ def branch_names(
 ) -> dict[str, Any]:
     """The body of ``GET /api/repositories/{id}/branches``: names from the index, the default
     branch first, then by name; ``query`` filters by a case-insensitive substring."""
-    visible = development.visible_repository_ids(session, tenant_id, account_id, [repository_id])
+    in_range = repository_id if 0 < repository_id <= 2**31 - 1 else -1  # ids are 32-bit on PostgreSQL
+    visible = development.visible_repository_ids(session, tenant_id, account_id, [in_range])
     repo = (
         session.scalar(select(Repository).where(Repository.id == repository_id, Repository.tenant_id == tenant_id))
         if repository_id in visible
@@ -215,7 +216,7 @@ def branch_names(
     )
     if repo is None:
         raise NotFound(f"Repository {repository_id} does not exist or you may not see it.", code="repository_not_found")
-    query = query.strip()[:QUERY_MAX_LENGTH]
+    query = query.replace("\x00", "").strip()[:QUERY_MAX_LENGTH]  # PostgreSQL text cannot hold NUL
     where = [Branch.tenant_id == tenant_id, Branch.repository_id == repo.id]
     if query:
         where.append(func.lower(Branch.name).like(_like(query), escape="\\"))

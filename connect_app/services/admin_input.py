@@ -106,6 +106,8 @@ class Fields:
             return None
         if len(value) > max_length:
             raise FieldError(self.name(key), f"{self.name(key)} must be at most {max_length} characters")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise FieldError(self.name(key), f"{self.name(key)} must not contain NUL characters")
         return value
 
     def required_string(self, key: str, *, max_length: int = NAME_MAX_LENGTH) -> str:
@@ -308,6 +310,8 @@ def parse_credentials(fields: Fields, info: ProviderInfo) -> Credentials:
             raise FieldError(fields.name(key), f"{fields.name(key)} must be a string, not {_type_name(value)}")
         if len(value) > SECRET_MAX_LENGTH:
             raise FieldError(fields.name(key), f"{fields.name(key)} is too long")
+        if any(ord(ch) > 0xFF for ch in value):  # HTTP headers carry Latin-1 only: no host could receive it
+            raise FieldError(fields.name(key), f"{fields.name(key)} has characters no git host accepts; paste it again")
         if value.strip():
             values[_AWS_ALIASES.get(key, key) if auth_type is AuthType.AWS else key] = value.strip()
     token, username, password = values.pop("token", None), values.pop("username", None), values.pop("password", None)

@@ -76,6 +76,8 @@ def parse_query(raw: str | None) -> str:
     text = (raw or "").strip()
     if len(text) > QUERY_MAX_CHARS:
         raise ValidationError(f"The search text is longer than {QUERY_MAX_CHARS} characters.", code="bad_query")
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL
+        raise ValidationError("The search text contains a NUL character.", code="bad_query")
     return text
 
 
@@ -265,8 +267,9 @@ def browse_repository(
 ) -> BrowseRepository:
     """One repository the viewer may browse, or ``NotFound`` (never saying whether another
     tenant has it); ``PermissionDenied`` (``token_required``) when only a token is missing."""
+    in_range = repository_id if 0 < repository_id <= 2**31 - 1 else -1  # ids are 32-bit on PostgreSQL
     visible = visible_repositories(
-        session, tenant_id, account_id, project_access=project_access, checker=checker, repository_ids=[repository_id]
+        session, tenant_id, account_id, project_access=project_access, checker=checker, repository_ids=[in_range]
     )
     found = visible.repositories.get(repository_id)
     if found is not None:

@@ -204,9 +204,10 @@ def _clean_token(token: str) -> str:
         raise ValidationError("Paste the token to save.", code="token_required")
     if len(token) > TOKEN_MAX_LENGTH:
         raise ValidationError(f"The token is longer than {TOKEN_MAX_LENGTH} characters.", code="token_too_long")
-    if any(ch.isspace() or ord(ch) < 32 for ch in token):
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) > 0xFF for ch in token):  # headers carry Latin-1 only
         raise ValidationError(
-            "The token contains spaces or line breaks; copy it again without them.", code="token_malformed"
+            "The token contains spaces, line breaks or characters no token has; copy it again without them.",
+            code="token_malformed",
         )
     return token
 
@@ -217,6 +218,8 @@ def _clean_username(username: str | None) -> str | None:
     username = username.strip()
     if len(username) > USERNAME_MAX_LENGTH:
         raise ValidationError(f"The user name is longer than {USERNAME_MAX_LENGTH} characters.", code="bad_username")
+    if any(ord(ch) > 0xFF for ch in username):  # sent in a Basic auth header: Latin-1 only
+        raise ValidationError("The user name has characters no git host accepts.", code="bad_username")
     return username or None
 
 

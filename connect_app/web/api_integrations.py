@@ -213,6 +213,8 @@ def list_repositories(integration_id: int) -> Response:
     if enabled not in (None, "", "true", "false"):
         raise FieldError("enabled", "enabled must be true or false")
     search = (args.get("q") or "").strip()
+    if "\x00" in search:  # PostgreSQL text cannot hold NUL
+        raise FieldError("q", "q must not contain NUL characters")
     limit = query_int(args, "limit", default=200, minimum=1, maximum=1000) or 200
     offset = query_int(args, "offset", default=0, minimum=0, maximum=10_000_000) or 0
 
