@@ -89,8 +89,9 @@ def reap_lost_jobs(session: Session, conn: Redis, ids: Sequence[int], now: datet
 
     * the job returned without recording an end (the engine skipped it): the repository
       gets its status back (``ok``, or ``new`` if never indexed);
-    * the job is gone (Redis lost it) or failed/stopped past its retries (a killed work
-      horse, a bug): ``failed``, tried again after :data:`LOST_JOB_RETRY`.
+    * the job is gone (Redis lost it): ``failed`` and due again at once;
+    * the job failed/stopped past its retries (a killed work horse, a bug): ``failed``, tried
+      again after :data:`LOST_JOB_RETRY`.
 
     Their IndexRuns still queued or running are closed as failed, so the queue viewer
     never shows a run that nothing is working on. Returns the repositories released.
@@ -114,11 +115,17 @@ def reap_lost_jobs(session: Session, conn: Redis, ids: Sequence[int], now: datet
             )
         )
     if lost:
-        session.execute(
-            update(Repository)
-            .where(Repository.id.in_(lost), still_in_flight)
-            .values(status=RepositoryStatus.FAILED.value, last_error=LOST_JOB_ERROR, next_index_at=now + LOST_JOB_RETRY)
-        )
+        # A job Redis no longer has at all (a Redis crash or failover without persistence) was never
+        # the repository's fault: due again at once. One that failed or stopped past its retries
+        # waits LOST_JOB_RETRY, so a job that kills its work horse does not run in a loop.
+        vanished = {i for i in lost if statuses[queueing.index_job_id(i)] is None}
+        for group, retry_at in ((vanished, now), (lost - vanished, now + LOST_JOB_RETRY)):
+            if group:
+                session.execute(
+                    update(Repository)
+                    .where(Repository.id.in_(group), still_in_flight)
+                    .values(status=RepositoryStatus.FAILED.value, last_error=LOST_JOB_ERROR, next_index_at=retry_at)
+                )
     for repository_ids, error in ((ended, ENDED_JOB_ERROR), (lost, LOST_JOB_ERROR)):
         if repository_ids:
             session.execute(

@@ -17,8 +17,8 @@ What the code does, and what these tests pin down:
 * **Jobs Redis lost**: a delivery enqueued *before* the crash is ``enqueued`` in the
   database, but its job died with Redis. The delivery is not handed on again; the
   dispatcher's lost-job reaper finds the repository ``queued`` with no job (after
-  ``LOST_JOB_GRACE``, 2 min), fails that run and makes the repository due again after
-  ``LOST_JOB_RETRY`` (10 min). Until the reaper runs, those repositories still count as in
+  ``LOST_JOB_GRACE``, 2 min), fails that run and makes the repository due again at once (a
+  job Redis lost was not the repository's fault). Until the reaper runs, those repositories still count as in
   flight: with the default ``MAX_JOBS_PER_CREDENTIAL`` (2) two lost jobs hold back every
   other request of the credential, which stay requested in the database meanwhile. The
   tests pass ``now`` to ``scheduler.dispatch`` to move through those minutes.
@@ -276,13 +276,17 @@ def test_deliveries_survive_a_redis_crash_and_each_is_processed_once(
         assert {r.repository_id: r.status for r in lost_runs} == dict.fromkeys(lost, RunStatus.QUEUED.value)
         db.session.remove()
     reaped_at = utcnow() + due.LOST_JOB_GRACE + timedelta(minutes=1)
-    settle(app, reaped_at)
+    settle(app, reaped_at)  # reaped, due again at once, and indexed in the same settle
     with app.app_context():
         for repository_id in lost:
-            repo = db.session().get(Repository, repository_id)
-            assert repo is not None and repo.status == "failed" and repo.last_error == due.LOST_JOB_ERROR
+            runs = db.session().execute(
+                select(IndexRun.status, IndexRun.error)
+                .where(IndexRun.repository_id == repository_id)
+                .order_by(IndexRun.id)
+            ).all()
+            assert [(r.status, r.error) for r in runs][:1] == [(RunStatus.FAILED.value, due.LOST_JOB_ERROR)]
+            assert runs[-1].status == RunStatus.DONE.value
         db.session.remove()
-    settle(app, reaped_at + due.LOST_JOB_RETRY + timedelta(minutes=1))
 
     with app.app_context():
         session = db.session()
