@@ -37,7 +37,7 @@ from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from connect_app.errors import AppError
+from connect_app.errors import AppError, PermissionDenied
 from connect_app.extensions import db
 from connect_app.jira.client import JiraClient
 from connect_app.models import Tenant, utcnow
@@ -82,6 +82,16 @@ def record_license(tenant: Tenant, active: bool, now: datetime | None = None) ->
 def tenant_licensed(tenant: Tenant) -> bool:
     """Whether the site may use the app now (always, with licensing off)."""
     return not licensing_enabled() or tenant.license_active is not False
+
+
+def require_license(tenant: Tenant) -> None:
+    """The JSON API's check (its context tokens carry no ``lic``): the site's last answer."""
+    if not tenant_licensed(tenant):
+        raise PermissionDenied(
+            f"This site has no active license for {runtime().settings.app_name}. A Jira administrator can "
+            "start an evaluation or renew the subscription under Settings > Apps > Manage apps.",
+            code="unlicensed",
+        )
 
 
 def tenant_may_index() -> ColumnElement[bool]:

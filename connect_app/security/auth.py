@@ -92,6 +92,10 @@ def jira_auth(
             tenant, auth = authenticate(qsh_mode)
             g.jira_auth = auth
             g.tenant = tenant
+            if qsh_mode is QshMode.CONTEXT:  # the JSON API: its tokens carry no ``lic``, the site's last answer counts
+                from connect_app.jira.licensing import require_license
+
+                require_license(tenant)
             if admin:
                 from connect_app.jira.permissions import require_admin
 

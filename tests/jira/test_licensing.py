@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connect_app.extensions import db, redis_conn
 from connect_app.indexing import due, housekeeping, scheduler
@@ -150,6 +150,30 @@ def test_other_sites_are_not_affected(
     assert MESSAGE not in _open(jira, other_site, PAGES[0], "active")
     assert _tenant(app, other_site).license_active is True
     assert _tenant(app, installed_site).license_active is False
+
+
+def test_the_json_api_answers_403_unlicensed_for_a_site_without_a_licence(
+    app: Flask, jira: Jira, installed_site: JiraSite, other_site: JiraSite, licensing_on: None
+) -> None:
+    api = "/api/issues/ABC-1/development"
+    assert jira.api(installed_site, "GET", api).status_code == 200  # never seen: allowed
+    _open(jira, installed_site, PAGES[0], "none")
+    response = jira.api(installed_site, "GET", api)
+    assert response.status_code == 403
+    error = response.get_json()["error"]
+    assert error["code"] == "unlicensed" and "no active license" in error["message"]
+    assert jira.api(other_site, "GET", api).status_code == 200  # another site is not affected
+    _open(jira, installed_site, PAGES[0], "active")
+    assert jira.api(installed_site, "GET", api).status_code == 200
+
+
+def test_licensing_off_leaves_the_json_api_alone(app: Flask, jira: Jira, installed_site: JiraSite) -> None:
+    with app.app_context():
+        db.session().execute(
+            update(Tenant).where(Tenant.client_key == installed_site.client_key).values(license_active=False)
+        )
+        db.session().commit()
+    assert jira.api(installed_site, "GET", "/api/issues/ABC-1/development").status_code == 200
 
 
 def test_lic_values() -> None:
