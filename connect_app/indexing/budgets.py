@@ -20,14 +20,18 @@ from connect_app.models import Integration
 
 log = logging.getLogger(__name__)
 
-_MAX_CACHED = 512
-_hosts: dict[tuple[object, ...], GitHost] = {}
+_MAX_CACHED = 4096
+_hosts: dict[tuple[object, ...], GitHost | None] = {}
 _lock = threading.Lock()
 
 
-def credential_budget(integration: Integration) -> RateBudget | None:
-    """What the host last said about this credential's budget; None when unknown."""
-    from connect_app.integrations import host_for
+def cached_host(integration: Integration, *, allow_new: bool = True) -> tuple[GitHost | None, bool]:
+    """(the integration's host client, whether it was built by this call). Built from the stored
+    credentials (``build_host``, no token refresh, no network) and kept per integration and
+    credentials version; None when it cannot be built (its runs say why) or, with ``allow_new``
+    False, when none is cached yet."""
+    from connect_app.hosts.registry import build_host
+    from connect_app.integrations import host_config
 
     key = (
         integration.id,
@@ -38,21 +42,39 @@ def credential_budget(integration: Integration) -> RateBudget | None:
         id(redis_conn.client),
     )
     with _lock:
-        host = _hosts.get(key)
-    if host is None:
-        try:
-            host = host_for(integration)
-        except Exception as e:  # a broken integration has no budget to read; its runs say why
-            log.debug("no host client for integration %s: %s", integration.id, type(e).__name__)
-            return None
-        with _lock:
-            if len(_hosts) >= _MAX_CACHED:
-                _hosts.clear()
-            _hosts[key] = host
+        if key in _hosts:
+            return _hosts[key], False
+    if not allow_new:
+        return None, False
+    try:
+        host: GitHost | None = build_host(host_config(integration))
+    except Exception as e:  # a broken integration has no budget to read; its runs say why
+        log.debug("no host client for integration %s: %s", integration.id, type(e).__name__)
+        host = None
+    with _lock:
+        if len(_hosts) >= _MAX_CACHED:
+            _hosts.clear()
+        _hosts[key] = host
+    return host, True
+
+
+def read_budget(host: GitHost) -> RateBudget | None:
+    """The budget ``host`` last recorded; None when unknown. Redis errors propagate."""
     try:
         return host.rate_budget()
     except RedisError:
         raise
     except Exception as e:
-        log.debug("could not read the rate budget of integration %s: %s", integration.id, type(e).__name__)
+        log.debug("could not read a rate budget: %s", type(e).__name__)
         return None
+
+
+def credential_budget(integration: Integration) -> RateBudget | None:
+    """What the host last said about this credential's budget; None when unknown."""
+    host, _ = cached_host(integration)
+    return read_budget(host) if host is not None else None
+
+
+def clear_cache() -> None:
+    with _lock:
+        _hosts.clear()

@@ -204,7 +204,7 @@ def test_the_hosts_remaining_budget_paces_a_credential(app: Flask) -> None:
         store.record(_budget_key(spent), RateBudget(limit=5000, remaining=0, reset_at=reset), now=now)
         store.record(_budget_key(low), RateBudget(limit=5000, remaining=20, reset_at=reset), now=now)
         store.record(_budget_key(fine), RateBudget(limit=5000, remaining=4000, reset_at=reset), now=now)
-        budgets._hosts.clear()
+        budgets.clear_cache()
 
         dispatch()
         jobs = {int(j.split("-")[1]) for j in index_jobs()}
