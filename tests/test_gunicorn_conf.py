@@ -5,7 +5,6 @@ is the app's (with request ids, without query strings), and SIGTERM stops it cle
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
 from connect_app.config import Settings
-from connect_app.extensions import redis_conn
+from tests.support.process_env import app_env
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -49,19 +48,14 @@ def test_gunicorn_workers_share_request_metrics(app: Flask, settings: Settings, 
     prom.mkdir()
     (prom / "counter_999999.db").write_bytes(b"not a prometheus file")  # left by an earlier run
     with app.app_context():
-        socket_file = getattr(redis_conn.client, "socket_file", None)
-    env = {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": settings.redis_url or f"unix://{socket_file}",
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "APP_ENV": "test",
-        "LOG_FORMAT": "json",
-        "WEB_CONCURRENCY": "2",
-        "WEB_THREADS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(prom),
-    }
+        env = app_env(
+            settings,
+            instance_path=tmp_path / "instance",
+            LOG_FORMAT="json",
+            WEB_CONCURRENCY="2",
+            WEB_THREADS="2",
+            PROMETHEUS_MULTIPROC_DIR=str(prom),
+        )
     log_path = tmp_path / "web.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(

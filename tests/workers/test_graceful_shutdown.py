@@ -4,7 +4,6 @@ no new job starts, the process exits 0; the job's log lines carry its id (JSON l
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from rq.job import Job, JobStatus
 
 from connect_app.config import Settings
 from connect_app.extensions import redis_conn
+from tests.support.process_env import app_env
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "graceful-shutdown-test"
@@ -36,17 +36,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
 
 def _env(app: Flask, settings: Settings, tmp_path: Path) -> dict[str, str]:
     with app.app_context():
-        socket_file = getattr(redis_conn.client, "socket_file", None)
-    return {
-        **os.environ,
-        "DATABASE_URL": str(settings.database_url),
-        "REDIS_URL": settings.redis_url or f"unix://{socket_file}",
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "APP_ENV": "test",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
+        return app_env(settings, instance_path=tmp_path / "instance", LOG_FORMAT="json", LOG_LEVEL="INFO")
 
 
 @pytest.mark.slow

