@@ -7,7 +7,7 @@ import importlib
 
 from bench.common import table, write
 
-SUITES = ["auth_overhead", "indexing", "panel"]
+SUITES = ["auth_overhead", "indexing", "panel", "panel_gunicorn", "webhook_intake", "host_api"]
 
 
 def main() -> None:
