@@ -403,7 +403,10 @@ def dispatch_delivery(session: Session, delivery: WebhookDelivery) -> Dispatch:
     delivery_id = delivery.id
     try:
         if repos:
-            scheduler.request_index(session, repos, Trigger.WEBHOOK)
+            # No waiting for the scheduler lock: in a burst of deliveries each one would queue for
+            # it in turn. The request is stored; the pass holding the lock or the dispatcher's
+            # next tick (DISPATCH_INTERVAL_SECONDS) enqueues it, many deliveries in one pass.
+            scheduler.request_index(session, repos, Trigger.WEBHOOK, wait=None)
         if discover:  # False when one is queued or running already: coalesces bursts of events
             scheduler.request_discovery(session, integration, Trigger.WEBHOOK)
     except RedisError as e:

@@ -259,8 +259,16 @@ def _put_back(
     session.commit()
 
 
-def request_index(session: Session, repositories: Sequence[Repository], trigger: Trigger | str) -> int:
-    """See the module docstring. Returns how many jobs were enqueued now."""
+def request_index(
+    session: Session,
+    repositories: Sequence[Repository],
+    trigger: Trigger | str,
+    *,
+    wait: float | None = LOCK_WAIT_SECONDS,
+) -> int:
+    """See the module docstring. Returns how many jobs were enqueued now. ``wait``: how long to
+    wait for a scheduler pass in progress (None: not at all); the request is stored either way,
+    and the pass holding the lock, or the dispatcher's next tick, takes it."""
     trigger = Trigger(trigger)
     repos = list(repositories)
     if not repos:
@@ -273,7 +281,7 @@ def request_index(session: Session, repositories: Sequence[Repository], trigger:
     conn = redis_conn.client
     queueing.remember_requests(conn, ids, trigger)  # raises RedisError when down
     settings = runtime().settings
-    with queueing.scheduler_lock(conn, wait=LOCK_WAIT_SECONDS) as held:
+    with queueing.scheduler_lock(conn, wait=wait) as held:
         if not held:
             return 0  # a long dispatch is running; it (or the next one) takes the requests
         load = due.load(session, conn, now, reap=False)

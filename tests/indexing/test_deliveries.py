@@ -115,7 +115,9 @@ class IndexRecorder:
     calls: list[list[int]] = field(default_factory=list)
     fail: bool = False
 
-    def __call__(self, session: Session, repositories: Sequence[Repository], trigger: Trigger) -> None:
+    def __call__(
+        self, session: Session, repositories: Sequence[Repository], trigger: Trigger, **_: Any
+    ) -> None:
         assert trigger is Trigger.WEBHOOK
         session.commit()
         if self.fail:
@@ -350,7 +352,7 @@ def test_enqueue_pending_skips_past_a_delivery_that_fails_for_another_reason(
     poison = _pending(session, integration, [r10], "poison")
     fine = _pending(session, integration, [r20], "fine")
 
-    def request_index(s: Session, repositories: Sequence[Repository], trigger: Trigger) -> None:
+    def request_index(s: Session, repositories: Sequence[Repository], trigger: Trigger, **_: Any) -> None:
         if repositories[0].id == r10.id:
             raise RuntimeError("a bug in the scheduler")
         index_requests(s, repositories, trigger)
@@ -374,7 +376,7 @@ def test_a_delivery_that_keeps_failing_backs_off_then_is_given_up(
     poison = _pending(session, integration, [r10], "poison")
     calls: list[int] = []
 
-    def request_index(s: Session, repositories: Sequence[Repository], trigger: Trigger) -> None:
+    def request_index(s: Session, repositories: Sequence[Repository], trigger: Trigger, **_: Any) -> None:
         calls.append(repositories[0].id)
         raise RuntimeError("a bug in the scheduler")
 

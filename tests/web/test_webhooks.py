@@ -62,7 +62,9 @@ class IndexRecorder:
     calls: list[tuple[list[int], Trigger]] = field(default_factory=list)
     redis_down: bool = False
 
-    def __call__(self, session: Any, repositories: Sequence[Repository], trigger: Trigger) -> None:
+    def __call__(
+        self, session: Any, repositories: Sequence[Repository], trigger: Trigger, **_: Any
+    ) -> None:
         now = utcnow()
         for repo in repositories:
             repo.reindex_requested_at = now
@@ -939,7 +941,7 @@ def test_a_scheduler_failure_after_storing_still_answers_202(
 ) -> None:
     hook = make_hook(app, installed_site, ProviderId.GITHUB, "186853002")
 
-    def broken(*_args: Any) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(scheduler, "request_index", broken, raising=False)
