@@ -6,7 +6,9 @@ What we hold per site, keyed by accountId (see README "Personal data and retenti
   that token may read, cached minutes), ``user_preference`` (e.g. the last repository picked);
 * ``action_job`` (branches / pull requests a user asked for, for the dialog's progress);
 * ``smart_commit_execution.account_id`` (the Jira user a smart commit acted as);
-* ``integration_event.detail["account_id"]`` (a failed action in the integration log);
+* ``integration.created_by`` (the admin who connected the host);
+* ``integration_event.detail["account_id"]`` (a failed action in the integration log) and
+  ``["by"]`` (the admin who changed settings or replaced credentials);
 * Redis caches, minutes to an hour: ``gcj:admin:<tenant>:<account>``,
   ``gcj:browse-projects:<tenant>:<account>``, ``gcj:user-permission-failures:<tenant>:<account>``,
   and ``gcj:jira-user:<tenant>:<email hash>`` whose value names an accountId.
@@ -55,6 +57,7 @@ from connect_app.jira.tenants import shared_secret
 from connect_app.models import (
     ActionJob,
     EventSource,
+    Integration,
     IntegrationEvent,
     SmartCommitExecution,
     Tenant,
@@ -100,6 +103,10 @@ def iso_millis(when: datetime) -> str:
 
 # --- what we hold ---------------------------------------------------------------------------
 
+# Integration log entries that may name an accountId, and the detail keys that do.
+ACCOUNT_EVENT_SOURCES = (EventSource.ACTION.value, EventSource.CREDENTIALS.value, EventSource.SETTINGS.value)
+ACCOUNT_DETAIL_KEYS = ("account_id", "by")
+
 
 def held_accounts(session: Session, tenant_id: int) -> list[HeldAccount]:
     """Every accountId the database holds for the tenant, with the newest time we wrote it."""
@@ -121,6 +128,7 @@ def held_accounts(session: Session, tenant_id: int) -> list[HeldAccount]:
         ),
         (ActionJob.account_id, ActionJob.updated_at, ActionJob.tenant_id),
         (SmartCommitExecution.account_id, SmartCommitExecution.created_at, SmartCommitExecution.tenant_id),
+        (Integration.created_by, Integration.created_at, Integration.tenant_id),
     )
     for account, when, tenant in columns:
         rows = session.execute(
@@ -130,11 +138,12 @@ def held_accounts(session: Session, tenant_id: int) -> list[HeldAccount]:
             note(account_id, at)
     for detail, at in session.execute(
         select(IntegrationEvent.detail, IntegrationEvent.at).where(
-            IntegrationEvent.tenant_id == tenant_id, IntegrationEvent.source == EventSource.ACTION.value
+            IntegrationEvent.tenant_id == tenant_id, IntegrationEvent.source.in_(ACCOUNT_EVENT_SOURCES)
         )
     ):
-        if isinstance(detail, dict) and isinstance(detail.get("account_id"), str):
-            note(detail["account_id"], at)
+        for key in ACCOUNT_DETAIL_KEYS:
+            if isinstance(detail, dict) and isinstance(detail.get(key), str):
+                note(detail[key], at)
     return [HeldAccount(a, newest[a]) for a in sorted(newest)]
 
 
@@ -169,16 +178,24 @@ def erase_account(session: Session, tenant_id: int, account_id: str, *, conn: Re
             .values(account_id=None)
         )
     )
+    counts["integrations_anonymised"] = rowcount(
+        session.execute(
+            update(Integration)
+            .where(Integration.tenant_id == tenant_id, Integration.created_by == account_id)
+            .values(created_by=None)
+        )
+    )
     events = session.scalars(
         select(IntegrationEvent).where(
-            IntegrationEvent.tenant_id == tenant_id, IntegrationEvent.source == EventSource.ACTION.value
+            IntegrationEvent.tenant_id == tenant_id, IntegrationEvent.source.in_(ACCOUNT_EVENT_SOURCES)
         )
     ).all()
     anonymised = 0
     for event in events:
         detail = event.detail if isinstance(event.detail, dict) else {}
-        if detail.get("account_id") == account_id:
-            event.detail = {k: v for k, v in detail.items() if k != "account_id"}  # a new dict: JSON change seen
+        if any(detail.get(key) == account_id for key in ACCOUNT_DETAIL_KEYS):
+            # a new dict: the JSON change is seen
+            event.detail = {k: v for k, v in detail.items() if not (k in ACCOUNT_DETAIL_KEYS and v == account_id)}
             anonymised += 1
     counts["log_events_anonymised"] = anonymised
     session.flush()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from flask import g, request
+from flask import g, has_request_context, request
 
 from connect_app.errors import AuthError
 from connect_app.extensions import db
@@ -112,6 +112,14 @@ def current_auth() -> JiraAuth:
     if auth is None:
         raise AuthError("not authenticated")
     return auth
+
+
+def acting_account() -> str | None:
+    """The verified Jira accountId of this request, or None outside one (a job, a test)."""
+    if not has_request_context():
+        return None
+    auth: JiraAuth | None = g.get("jira_auth")
+    return auth.account_id if auth is not None else None
 
 
 def current_tenant() -> Tenant:

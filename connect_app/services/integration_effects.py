@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from connect_app.indexing import followup_jobs, webhook_sync
 from connect_app.jira import visibility
 from connect_app.models import EventLevel, EventSource, Integration, IntegrationStatus, Repository
+from connect_app.security.auth import acting_account
 from connect_app.services.integration_log import record_event
 from connect_app.services.integration_settings import Feature, feature_enabled
 
@@ -154,5 +155,5 @@ def _event(
         source=EventSource.SETTINGS,
         message=message,
         repository_id=repository_id,
-        detail={"code": code},
+        detail={"code": code, **({"by": by} if (by := acting_account()) else {})},  # the admin, when in a request
     )

@@ -231,6 +231,36 @@ def test_a_closed_account_is_erased_and_an_updated_one_kept(
     assert refreshed is not None and refreshed.personal_data_due_at == now + timedelta(days=7)
 
 
+def test_admins_named_by_integrations_and_log_entries_are_reported_and_erased(
+    session: Session, report_api: MarketplaceStub, stub_url: str
+) -> None:
+    tenant = site(session, report_api, stub_url)
+    integration = make_integration(session, tenant)
+    integration.created_by, integration.created_at = CLOSED, T0 - timedelta(days=1)
+    for source, at in ((EventSource.CREDENTIALS, T0), (EventSource.SETTINGS, T0 + timedelta(hours=1))):
+        session.add(
+            IntegrationEvent(
+                tenant_id=tenant.id,
+                integration_id=integration.id,
+                at=at,
+                level=EventLevel.INFO.value,
+                source=source.value,
+                message="changed",
+                detail={"code": "x", "by": CLOSED},
+            )
+        )
+    session.commit()
+    held = held_accounts(session, tenant.id)
+    assert [(h.account_id, h.updated_at) for h in held] == [(CLOSED, T0 + timedelta(hours=1))]
+
+    report_api.closed.add(CLOSED)
+    assert run_cycle(utcnow())["closed"] == 1
+    session.expire_all()
+    assert session.get(Integration, integration.id).created_by is None  # type: ignore[union-attr]
+    assert [e.detail for e in session.scalars(select(IntegrationEvent))] == [{"code": "x"}, {"code": "x"}]
+    assert held_accounts(session, tenant.id) == []
+
+
 def test_accounts_go_90_per_request(session: Session, report_api: MarketplaceStub, stub_url: str) -> None:
     tenant = site(session, report_api, stub_url)
     session.execute(

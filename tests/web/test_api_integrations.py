@@ -25,6 +25,7 @@ from connect_app.models import (
     Commit,
     IndexRun,
     Integration,
+    IntegrationEvent,
     IntegrationStatus,
     PullRequestRecord,
     Repository,
@@ -508,6 +509,9 @@ def test_patch_name_and_settings(app: Flask, api: AdminApi, queue: QueueCalls, f
     assert back.get_json()["settings"]["reindex_interval_minutes"] is None  # adaptive again
     assert back.get_json()["settings"]["project_keys"] == ["OPS"]  # untouched
     assert queue.discoveries == []  # nothing that needs the host changed
+    with app.app_context():  # the integration's log names the admin who switched smart commits off
+        events = db.session().scalars(select(IntegrationEvent).where(IntegrationEvent.source == "settings")).all()
+        assert [(e.detail["code"], e.detail.get("by")) for e in events] == [("smart_commits_off", ADMIN)]
 
 
 def test_patch_keeps_the_keys_the_webhook_setup_wrote(
