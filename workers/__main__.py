@@ -12,10 +12,13 @@ import os
 from types import FrameType
 from typing import Any
 
+from flask import Flask
+from redis import Redis
 from rq import Queue, Worker
 
 from connect_app import create_app
 from connect_app.extensions import db, redis_conn
+from connect_app.runtime import runtime
 from connect_app.startup import require_services
 from workers.dispatcher import DEFAULT_INTERVAL_SECONDS, Dispatcher
 from workers.queues import ALL_QUEUES
@@ -35,6 +38,26 @@ class DispatchingWorker(Worker):
 def _interval_from_env() -> float:
     raw = os.environ.get("DISPATCH_INTERVAL_SECONDS", "").strip()
     return float(raw) if raw else DEFAULT_INTERVAL_SECONDS
+
+
+def worker_connection(app: Flask) -> Redis:
+    """The RQ worker's own Redis client. RQ waits for jobs in ``BLPOP`` for up to its dequeue
+    timeout (minutes) and raises its pool's socket timeout above that, but only for connections
+    made afterwards: sharing the app's client (10 s socket timeout), whose pool the dispatcher
+    thread has already filled, made an idle worker give up after 10 s ("Redis connection
+    timeout, quitting"). A pool of its own gets RQ's timeout from the first connection: still
+    bounded, never shorter than a dequeue. The embedded Redis (no ``REDIS_URL``) has no
+    socket timeout to begin with."""
+    url = runtime(app).settings.redis_url
+    if not url:
+        return redis_conn.client
+    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def build_worker(app: Flask, queue_names: list[str]) -> DispatchingWorker:
+    connection = worker_connection(app)
+    queues = [Queue(name, connection=connection) for name in queue_names]
+    return DispatchingWorker(queues, connection=connection)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,9 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         # database connections (the dispatcher thread uses them).
         engine = db.engine
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-        connection = redis_conn.client
-        queues = [Queue(name, connection=connection) for name in args.queues]
-        worker = DispatchingWorker(queues, connection=connection)
+        worker = build_worker(app, args.queues)
         dispatcher = None
         if not (args.burst or args.no_dispatcher):
             dispatcher = Dispatcher(app, interval=args.dispatch_interval)
