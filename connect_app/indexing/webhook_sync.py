@@ -49,7 +49,6 @@ from connect_app.models import (
     Integration,
     IntegrationStatus,
     Repository,
-    RepositoryStatus,
     Tenant,
 )
 from connect_app.services.integration_log import record_event
@@ -83,11 +82,7 @@ def off_reason(integration: Integration, tenant: Tenant | None) -> str | None:
 
 
 def repository_off_reason(repo: Repository) -> str | None:
-    if not repo.enabled:
-        return "the repository is disabled"
-    if repo.removed_at is not None or repo.status == RepositoryStatus.REMOVED.value:
-        return "the repository is no longer visible to the integration's credentials"
-    return None
+    return repo.inactive_reason()
 
 
 @dataclass

@@ -44,7 +44,6 @@ from connect_app.models import (
     Integration,
     IntegrationStatus,
     Repository,
-    RepositoryStatus,
     Tenant,
 )
 from connect_app.services.integration_log import record_event
@@ -74,11 +73,7 @@ def hidden_reason(integration: Integration) -> str | None:
 
 
 def repository_hidden_reason(repo: Repository) -> str | None:
-    if not repo.enabled:
-        return "the repository is disabled"
-    if repo.removed_at is not None or repo.status == RepositoryStatus.REMOVED.value:
-        return "the repository is no longer visible to the integration's credentials"
-    return None
+    return repo.inactive_reason()
 
 
 def request_reconcile(integration_id: int) -> bool:

@@ -59,5 +59,13 @@ class Repository(TenantScoped, TimestampMixin, Base):
     pull_requests_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # updated_since cursor
     commit_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
 
+    def inactive_reason(self) -> str | None:
+        """Why nothing of this repository should be indexed, hooked or shown (None: it is active)."""
+        if not self.enabled:
+            return "the repository is disabled"
+        if self.removed_at is not None or self.status == RepositoryStatus.REMOVED.value:
+            return "the repository is no longer visible to the integration's credentials"
+        return None
+
     def __repr__(self) -> str:
         return f"Repository(id={self.id!r}, name={self.name!r})"
